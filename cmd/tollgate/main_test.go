@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-ai/tollgate/policy/keys"
+)
+
+var keyLine = regexp.MustCompile(`(?m)^\s+(` + keys.TokenPattern + `)\s*$`)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type trial struct {
+	dir, cfg, keyFile, extproc, admin string
+	logs                              *syncBuffer
+}
+
+// newTrial prepares a config like examples/config.yaml in a temp dir with `dev init` state.
+func newTrial(t *testing.T) *trial {
+	t.Helper()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"dev", "init", "--dir", filepath.Join(dir, ".dev")}, &out, &out))
+	tr := &trial{dir: dir, cfg: filepath.Join(dir, "config.yaml"), keyFile: filepath.Join(dir, ".dev", "keys.yaml"),
+		extproc: freePort(t), admin: freePort(t), logs: &syncBuffer{}}
+	tr.writeConfig(t, "")
+	return tr
+}
+
+func (tr *trial) writeConfig(t *testing.T, extra string) {
+	t.Helper()
+	cfg := `listen: {extproc: "` + tr.extproc + `", admin: "` + tr.admin + `"}
+security: {pepper: "file:.dev/pepper"}
+reload_interval: 100ms
+providers:
+  - {name: mock, type: openai-compatible, route: mock, credential: "file:.dev/mock-openai-key"}
+models:
+  - {name: gpt-4o-mini, provider: mock}
+teams:
+  - {name: platform}
+key_files: [.dev/keys.yaml]
+` + extra
+	require.NoError(t, os.WriteFile(tr.cfg+".tmp", []byte(cfg), 0o600))
+	require.NoError(t, os.Rename(tr.cfg+".tmp", tr.cfg))
+}
+
+// start runs `tollgate serve` in-process until the test ends.
+func (tr *trial) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", tr.cfg}, tr.logs, tr.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + tr.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 10*time.Second, 20*time.Millisecond, "not ready; logs:\n%s", tr.logs)
+}
+
+// status sends the request-headers message of a chat request with key and returns the HTTP
+// status tollgate decided (0 when it let the request continue to the body phase).
+func (tr *trial) status(t *testing.T, key string) int {
+	t.Helper()
+	conn, err := grpc.NewClient(tr.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+	require.NoError(t, err)
+	hm := &corev3.HeaderMap{}
+	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {"authorization", "Bearer " + key}, {"content-type", "application/json"}} {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
+	require.NoError(t, s.Send(&extprocv3.ProcessingRequest{
+		Request:        &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}},
+		ProtocolConfig: &extprocv3.ProtocolConfiguration{RequestBodyMode: filterv3.ProcessingMode_BUFFERED, ResponseBodyMode: filterv3.ProcessingMode_STREAMED},
+	}))
+	resp, err := s.Recv()
+	require.NoError(t, err)
+	return int(resp.GetImmediateResponse().GetStatus().GetCode())
+}
+
+func TestKeysNewPrintsKeyOnceAndStanza(t *testing.T) {
+	dir := t.TempDir()
+	pepper := filepath.Join(dir, "pepper")
+	require.NoError(t, os.WriteFile(pepper, []byte(strings.Repeat("p", 40)), 0o600))
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"keys", "new", "--pepper", "file:" + pepper, "--team", "platform", "--name", "ci", "--models", "a,b", "--expires", "2030-01-02"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	m := keyLine.FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	tok, err := keys.Parse(m[1])
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out.String(), tok.Secret), "the secret is printed once, never in the stanza")
+	require.Contains(t, out.String(), "id: "+tok.ID)
+	require.Contains(t, out.String(), "hash: "+keys.Hash([]byte(strings.Repeat("p", 40)), tok.Secret).String())
+	require.Contains(t, out.String(), `models: ["a", "b"]`)
+	require.Contains(t, out.String(), "expires: 2030-01-02T00:00:00Z")
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("providers:\n  - {name: x, type: openai, route: openai, credential: sk-plaintext-123}\nbogus_field: 1\n"), 0o600))
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--config", cfg}, &out, &out)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "bogus_field")
+	require.NoError(t, os.WriteFile(cfg, []byte("providers:\n  - {name: x, type: openai, route: openai, credential: sk-plaintext-123}\n"), 0o600))
+	err = run(context.Background(), []string{"serve", "--config", cfg}, &out, &out)
+	require.ErrorContains(t, err, "providers[0].credential")
+	require.NotContains(t, err.Error()+out.String(), "sk-plaintext-123")
+}
+
+func TestHotReload(t *testing.T) {
+	tr := newTrial(t)
+	tr.start(t)
+	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
+	require.NoError(t, err)
+	require.Equal(t, 0, tr.status(t, strings.TrimSpace(string(demo))))
+
+	// A key appended to the key file works without a restart.
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"keys", "new", "--config", tr.cfg, "--team", "platform", "--name", "new", "--append", tr.keyFile}, &out, &out))
+	newKey := keyLine.FindStringSubmatch(out.String())[1]
+	require.Eventually(t, func() bool { return tr.status(t, newKey) == 0 }, 5*time.Second, 50*time.Millisecond, "logs:\n%s", tr.logs)
+
+	// An invalid config is refused and the last good one keeps serving.
+	tr.writeConfig(t, "limits: {max_request_bytes: -1}\n")
+	require.Eventually(t, func() bool { return strings.Contains(tr.logs.String(), "config reload refused") }, 5*time.Second, 20*time.Millisecond)
+	require.Contains(t, tr.logs.String(), "limits.max_request_bytes")
+	require.Equal(t, 0, tr.status(t, newKey))
+	resp, err := http.Get("http://" + tr.admin + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	require.Contains(t, body.String(), `"config_reload_failures":1`)
+	require.Equal(t, 401, tr.status(t, "tgk_AAAAAAAAAAAA_"+strings.Repeat("b", 49)))
+
+	require.NotContains(t, tr.logs.String(), newKey)
+}

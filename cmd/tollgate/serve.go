@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+
+	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/policy"
+)
+
+// gateway holds the snapshot in force and the reload state.
+type gateway struct {
+	path    string
+	log     *zap.Logger
+	snap    atomic.Pointer[policy.Snapshot]
+	files   atomic.Pointer[[]string]
+	ready   atomic.Bool
+	reloads atomic.Int64 // successful reloads
+	failed  atomic.Int64 // refused reloads (the last good config kept serving)
+}
+
+// Snapshot implements extproc.Source.
+func (g *gateway) Snapshot() *policy.Snapshot { return g.snap.Load() }
+
+// load reads, validates and compiles the config, then swaps it in. On any error the snapshot
+// in force stays.
+func (g *gateway) load() error {
+	l, err := readConfig(g.path)
+	if err != nil {
+		return err
+	}
+	s, err := compile(l, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, w := range s.Warnings {
+		g.log.Warn("config warning", zap.String("warning", w))
+	}
+	g.snap.Store(s)
+	g.files.Store(&l.files)
+	return nil
+}
+
+// reload is one reload attempt, logged and counted.
+func (g *gateway) reload(why string) {
+	if err := g.load(); err != nil {
+		g.failed.Add(1)
+		g.log.Error("config reload refused; the last good config keeps serving",
+			zap.String("trigger", why), zap.Error(err))
+		return
+	}
+	g.reloads.Add(1)
+	g.log.Info("config reloaded", zap.String("trigger", why), zap.Int("keys", g.Snapshot().KeyCount()))
+}
+
+// fingerprint hashes the contents of files. Contents, not mtimes: mounted ConfigMaps and
+// Secrets change through symlink swaps that keep old mtimes.
+func fingerprint(files []string) [32]byte {
+	h := sha256.New()
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			raw = []byte("unreadable")
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(raw))
+		h.Write(raw)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// watch polls the config files and listens for SIGHUP until ctx ends. A file that fails to
+// load is reported once per distinct content, not on every tick.
+func (g *gateway) watch(ctx context.Context, every time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := fingerprint(*g.files.Load())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			last = fingerprint(*g.files.Load())
+			g.reload("sighup")
+		case <-t.C:
+			cur := fingerprint(*g.files.Load())
+			if cur == last {
+				continue
+			}
+			last = cur
+			g.reload("file_change")
+			last = fingerprint(*g.files.Load())
+		}
+	}
+}
+
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.Set(level); err != nil {
+		return nil, err
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	ec.EncodeDuration = zapcore.MillisDurationEncoder
+	var enc zapcore.Encoder
+	if format == "console" {
+		enc = zapcore.NewConsoleEncoder(ec)
+	} else {
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		_ = os.Remove(path) // a stale socket from a previous run
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "tollgate.yaml", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	// The first load decides the log settings; a broken config never starts a server.
+	l, err := readConfig(*cfgPath)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	l.cfg.ApplyDefaults()
+	log, err := newLogger(l.cfg.Log.Level, l.cfg.Log.Format, stderr)
+	if err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	g := &gateway{path: *cfgPath, log: log.Named("config")}
+	if err := g.load(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	cfg := l.cfg
+
+	lis, err := listen(cfg.Listen.ExtProc)
+	if err != nil {
+		return fmt.Errorf("listen.extproc: %w", err)
+	}
+	adminLis, err := net.Listen("tcp", cfg.Listen.Admin)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("listen.admin: %w", err)
+	}
+
+	srv := extproc.New(g, log)
+	gs := grpc.NewServer(extproc.GRPCServerOptions()...)
+	srv.Register(gs)
+	admin := &http.Server{Handler: adminHandler(g), ReadHeaderTimeout: 5 * time.Second}
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go g.watch(watchCtx, cfg.Reload)
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(lis) }()
+	go func() {
+		if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	g.ready.Store(true)
+	log.Info("tollgate serving",
+		zap.String("version", version),
+		zap.String("extproc", lis.Addr().String()),
+		zap.String("admin", adminLis.Addr().String()),
+		zap.Int("keys", g.Snapshot().KeyCount()))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+
+	// Shutdown: report not ready (Envoy health checks move away), stop watching, let open
+	// streams finish within the drain timeout, then close what is left.
+	g.ready.Store(false)
+	stopWatch()
+	log.Info("draining", zap.Int("open_streams", srv.Active()), zap.Duration("drain_timeout", cfg.Listen.DrainTimeout))
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Listen.DrainTimeout):
+		log.Warn("drain timeout; closing open streams", zap.Int("open_streams", srv.Active()))
+		gs.Stop()
+		<-done
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(shutCtx)
+	log.Info("stopped")
+	return serveErr
+}
+
+// adminHandler serves liveness and readiness. It listens on loopback only (Validate enforces
+// it) and exposes nothing about keys or traffic.
+func adminHandler(g *gateway) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		if !g.ready.Load() || g.Snapshot() == nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"ready":false}`+"\n")
+			return
+		}
+		fmt.Fprintf(w, `{"ready":true,"keys":%d,"config_reloads":%d,"config_reload_failures":%d}`+"\n",
+			g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load())
+	})
+	return mux
+}

@@ -1,0 +1,164 @@
+// Package extproc speaks Envoy's external-processing protocol: it runs the Process loop,
+// keeps per-stream state and maps policy decisions onto ProcessingResponses. It holds no
+// business rules and no storage; every decision comes from package policy.
+package extproc
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-ai/tollgate/policy"
+)
+
+// MaxMessageBytes bounds one gRPC message in either direction. Envoy sends a BUFFERED request
+// body as a single message, so it must exceed envoy.yaml's request_body_buffer_limit (16 MiB)
+// plus the headers; it matches the filter's max_receive_message_length (32 MiB).
+const MaxMessageBytes = 32 << 20
+
+// Source returns the config snapshot in force. A stream loads it once, at its start.
+type Source interface {
+	Snapshot() *policy.Snapshot
+}
+
+// Server implements the ext_proc service.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	src Source
+	log *zap.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	streams int
+	idle    chan struct{} // closed when streams drops to zero while draining
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock injects the clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New returns a Server deciding with the snapshots of src.
+func New(src Source, log *zap.Logger, opts ...Option) *Server {
+	s := &Server{src: src, log: log.Named("extproc"), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// GRPCServerOptions are the settings Envoy's ext_proc client needs: messages as large as a
+// buffered body, and keepalive enforcement that accepts envoy.yaml's 30 s HTTP/2 pings (the
+// grpc-go default of 5 min would answer them with GOAWAY too_many_pings and kill every
+// stream on the connection).
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { extprocv3.RegisterExternalProcessorServer(g, s) }
+
+// Active reports the number of open streams.
+func (s *Server) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
+// Idle returns a channel closed once no stream is open.
+func (s *Server) Idle() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	if s.streams == 0 {
+		select {
+		case <-s.idle:
+		default:
+			close(s.idle)
+		}
+	}
+	return s.idle
+}
+
+func (s *Server) enter() {
+	s.mu.Lock()
+	s.streams++
+	s.mu.Unlock()
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.streams--
+	if s.streams == 0 && s.idle != nil {
+		select {
+		case <-s.idle:
+		default:
+			close(s.idle)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Process handles one HTTP request's ext_proc stream: one reply per message, in order.
+func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+	s.enter()
+	defer s.leave()
+	snap := s.src.Snapshot()
+	if snap == nil {
+		// No config has ever loaded: refuse, Envoy fails closed (status_on_error).
+		return status.Error(codes.Unavailable, "no configuration loaded")
+	}
+	st := newStream(snap, s.log, s.now)
+	defer st.finish()
+
+	for {
+		req, err := srv.Recv()
+		if errors.Is(err, io.EOF) || status.Code(err) == codes.Canceled {
+			return nil
+		}
+		if err != nil {
+			st.log.Debug("receive failed", zap.Error(err))
+			return err
+		}
+		if pc := req.GetProtocolConfig(); pc != nil {
+			if err := checkProtocol(pc); err != nil {
+				st.fail(policy.ReasonInternal)
+				s.log.Error("envoy ext_proc filter misconfigured", zap.Error(err))
+				return status.Error(codes.FailedPrecondition, err.Error())
+			}
+		}
+		if b := req.GetResponseBody(); b != nil {
+			// Streamed response chunk: let it go at once, then inspect it, so the token
+			// stream is delayed by one round trip and never by our work.
+			if err := srv.Send(continueResponseBody); err != nil {
+				return err
+			}
+			st.observeResponseBody(b)
+			continue
+		}
+		resp, err := st.handle(req)
+		if err != nil {
+			return err
+		}
+		if err := srv.Send(resp); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package extproc
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-ai/tollgate/policy"
+)
+
+// phase is where a stream is in the HTTP exchange. Envoy sends request headers, then (for a
+// BUFFERED body) one request body message, then response headers and streamed chunks.
+type phase int
+
+const (
+	phaseStart        phase = iota // expecting request headers
+	phaseRequestBody               // admitted, expecting the buffered body
+	phaseForwarded                 // routed upstream, expecting response headers
+	phaseResponseBody              // streaming the response
+	phaseDone                      // an ImmediateResponse was sent
+)
+
+// stream is the state of one ext_proc stream (one HTTP request). It is used by one goroutine.
+type stream struct {
+	snap  *policy.Snapshot
+	log   *zap.Logger
+	now   func() time.Time
+	start time.Time
+	phase phase
+
+	adm      *policy.Admission
+	fwd      *policy.Forward
+	reason   policy.Reason
+	status   int // HTTP status sent to the client (ours, or the upstream's)
+	reqBytes int
+	// Response accounting.
+	respBytes int64
+	respEOS   bool
+	firstByte time.Duration
+}
+
+func newStream(snap *policy.Snapshot, log *zap.Logger, now func() time.Time) *stream {
+	return &stream{snap: snap, log: log, now: now, start: now()}
+}
+
+// protoError is a protocol fault: Envoy sent something this state cannot accept. It fails the
+// HTTP request (fail closed), which is right: the exchange is no longer what we decided on.
+func protoError(format string, a ...any) error {
+	return status.Errorf(codes.FailedPrecondition, format, a...)
+}
+
+func (st *stream) fail(r policy.Reason) {
+	st.reason = r
+	st.phase = phaseDone
+}
+
+func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return st.requestHeaders(r.RequestHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return st.requestBody(r.RequestBody)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return st.responseHeaders(r.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}}}, nil
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil
+	default:
+		return nil, protoError("unexpected ext_proc message %T", r)
+	}
+}
+
+func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	if st.phase != phaseStart {
+		return nil, protoError("request headers in phase %d", st.phase)
+	}
+	hm := newHeaderMap(h.GetHeaders())
+	rh := policy.RequestHeaders{
+		Method:      hm.Get(":method"),
+		Path:        hm.Get(":path"),
+		Get:         hm.Get,
+		Names:       hm.Names(),
+		EndOfStream: h.GetEndOfStream(),
+	}
+	if id := hm.Get("x-request-id"); id != "" {
+		st.log = st.log.With(zap.String(fieldRequestID, id))
+	}
+	if ce := st.log.Check(zap.DebugLevel, "request headers"); ce != nil {
+		ce.Write(zap.Object("headers", hm))
+	}
+	adm, rep := st.snap.Admit(st.now(), rh)
+	if adm != nil {
+		st.adm = adm
+		st.log = st.log.With(zap.String(fieldKeyID, adm.Key.ID), zap.String(fieldTeam, adm.Key.Team))
+	}
+	if rep != nil {
+		return st.immediate(rep), nil
+	}
+	st.phase = phaseRequestBody
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}}, nil
+}
+
+func (st *stream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if st.phase != phaseRequestBody {
+		return nil, protoError("request body in phase %d", st.phase)
+	}
+	if !b.GetEndOfStream() {
+		// checkProtocol refuses any mode but BUFFERED, which sends the body in one message.
+		return nil, protoError("request body arrived in parts; the filter must use BUFFERED mode")
+	}
+	body := b.GetBody()
+	st.reqBytes = len(body)
+	fwd, rep := st.snap.Route(st.adm, body)
+	if rep != nil {
+		return st.immediate(rep), nil
+	}
+	st.fwd = fwd
+	st.reason = policy.ReasonOK
+	st.phase = phaseForwarded
+	return forwardResponse(st.adm, fwd), nil
+}
+
+func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	if st.phase != phaseForwarded {
+		return nil, protoError("response headers in phase %d", st.phase)
+	}
+	hm := newHeaderMap(h.GetHeaders())
+	st.status, _ = strconv.Atoi(hm.Get(":status"))
+	st.phase = phaseResponseBody
+	if h.GetEndOfStream() {
+		st.respEOS = true
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}, nil
+}
+
+// observeResponseBody accounts a streamed chunk after it was released. O(len(chunk)).
+func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
+	if st.respBytes == 0 && len(b.GetBody()) > 0 {
+		st.firstByte = st.now().Sub(st.start)
+	}
+	st.respBytes += int64(len(b.GetBody()))
+	if b.GetEndOfStream() {
+		st.respEOS = true
+	}
+}
+
+func (st *stream) immediate(rep *policy.Reply) *extprocv3.ProcessingResponse {
+	st.reason = rep.Reason
+	st.status = rep.Status
+	st.phase = phaseDone
+	return immediateResponse(rep)
+}
+
+// finish writes the one summary line of the stream. It never holds content or secrets.
+func (st *stream) finish() {
+	fields := make([]zap.Field, 0, 12)
+	fields = append(fields,
+		zap.String(fieldReason, string(st.reason)),
+		zap.Int(fieldStatus, st.status),
+		zap.Duration(fieldDuration, st.now().Sub(st.start)),
+		zap.Int(fieldRequestBytes, st.reqBytes),
+		zap.Int64(fieldResponseBytes, st.respBytes),
+	)
+	if st.adm != nil {
+		fields = append(fields, zap.String(fieldEndpoint, st.adm.Endpoint.String()))
+	}
+	if st.fwd != nil {
+		fields = append(fields,
+			zap.String(fieldModel, st.fwd.Model),
+			zap.String(fieldUpstreamModel, st.fwd.UpstreamModel),
+			zap.String(fieldProvider, st.fwd.Provider),
+			zap.Bool(fieldStream, st.fwd.Stream),
+			zap.Bool(fieldComplete, st.respEOS),
+			zap.Duration(fieldFirstByte, st.firstByte),
+		)
+	}
+	lvl := zap.InfoLevel
+	if st.reason == "" {
+		// The stream ended before any decision (client gone during the headers phase).
+		st.reason = "incomplete"
+		fields[0] = zap.String(fieldReason, string(st.reason))
+	}
+	if st.status >= http.StatusInternalServerError {
+		lvl = zap.WarnLevel
+	}
+	if ce := st.log.Check(lvl, "request"); ce != nil {
+		ce.Write(fields...)
+	}
+}
+
+// checkProtocol refuses an Envoy filter configured in modes Tollgate cannot enforce in: a
+// request body that is not BUFFERED would reach the upstream before the decision.
+func checkProtocol(pc *extprocv3.ProtocolConfiguration) error {
+	if m := pc.GetRequestBodyMode(); m != filterv3.ProcessingMode_BUFFERED {
+		return fmt.Errorf("request_body_mode is %s; tollgate needs BUFFERED", m)
+	}
+	switch m := pc.GetResponseBodyMode(); m {
+	case filterv3.ProcessingMode_STREAMED, filterv3.ProcessingMode_NONE, filterv3.ProcessingMode_BUFFERED:
+	default:
+		return fmt.Errorf("response_body_mode is %s; tollgate supports STREAMED", m)
+	}
+	if pc.GetSendBodyWithoutWaitingForHeaderResponse() {
+		return fmt.Errorf("send_body_without_waiting_for_header_response must be false")
+	}
+	return nil
+}
+
+// pathOnly drops the query string, which may carry tokens, before a path is logged.
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}

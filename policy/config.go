@@ -1,0 +1,349 @@
+// Package policy makes every Tollgate decision: which virtual key is calling, whether it may
+// use the endpoint and model it asks for, which provider serves it and with which credential.
+// It has no Envoy or gRPC imports; extproc maps its decisions onto the ext_proc protocol.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/secrets"
+)
+
+// Config is the typed form of tollgate's YAML configuration. cmd/tollgate reads it with viper
+// (the only place viper is used) and hands it here; Validate and Compile never read files
+// other than the secret references they resolve.
+type Config struct {
+	Listen    ListenConfig     `mapstructure:"listen"`
+	Log       LogConfig        `mapstructure:"log"`
+	Security  SecurityConfig   `mapstructure:"security"`
+	Limits    LimitsConfig     `mapstructure:"limits"`
+	Providers []ProviderConfig `mapstructure:"providers"`
+	Models    []ModelConfig    `mapstructure:"models"`
+	Teams     []TeamConfig     `mapstructure:"teams"`
+	Keys      []KeyConfig      `mapstructure:"keys"`
+	// KeyFiles lists extra YAML files holding a `keys:` list, so keys can be managed apart
+	// from the main file (for example a mounted Secret). Relative paths are resolved against
+	// the directory of the main config file.
+	KeyFiles []string `mapstructure:"key_files"`
+	// Reload is how often the config file (and key files) are checked for changes.
+	Reload time.Duration `mapstructure:"reload_interval"`
+}
+
+// ListenConfig holds the addresses tollgate listens on.
+type ListenConfig struct {
+	// ExtProc is the gRPC address Envoy connects to: host:port or unix:/path.
+	ExtProc string `mapstructure:"extproc"`
+	// Admin serves /healthz and /readyz. It must be a loopback address: there is no
+	// authentication on it.
+	Admin string `mapstructure:"admin"`
+	// DrainTimeout bounds how long a shutdown waits for open streams.
+	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
+}
+
+// LogConfig selects the log level and encoding.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"` // json (default) or console
+}
+
+// SecurityConfig holds the reference to the pepper used to hash virtual keys.
+type SecurityConfig struct {
+	// Pepper is a secret reference (env:NAME or file:PATH) to at least 32 bytes. It never sits
+	// in the config file itself, and it is kept apart from the key hashes.
+	Pepper string `mapstructure:"pepper"`
+}
+
+// LimitsConfig holds request size limits.
+type LimitsConfig struct {
+	// MaxRequestBytes is the largest request body tollgate accepts (413 above it). Keep it at
+	// or below Envoy's request_body_buffer_limit.
+	MaxRequestBytes int `mapstructure:"max_request_bytes"`
+}
+
+// Provider types.
+const (
+	ProviderOpenAI           = "openai"
+	ProviderAnthropic        = "anthropic"
+	ProviderAzureOpenAI      = "azure-openai"
+	ProviderOpenAICompatible = "openai-compatible"
+)
+
+// ProviderConfig is one upstream LLM provider.
+type ProviderConfig struct {
+	Name string `mapstructure:"name"`
+	Type string `mapstructure:"type"`
+	// Route is the value tollgate puts in the routing header; envoy.yaml routes it to a cluster.
+	Route string `mapstructure:"route"`
+	// Credential is a secret reference (env:NAME or file:PATH). "none" is allowed only for
+	// openai-compatible servers that take no key.
+	Credential string `mapstructure:"credential"`
+	// Optional providers whose credential cannot be resolved are disabled instead of failing
+	// the whole config: their models answer 503 until the credential appears.
+	Optional bool `mapstructure:"optional"`
+	// APIVersion is the Azure OpenAI api-version query parameter.
+	APIVersion string `mapstructure:"api_version"`
+	// AnthropicVersion is sent as anthropic-version when the client sent none.
+	AnthropicVersion string `mapstructure:"anthropic_version"`
+}
+
+// ModelConfig maps a public model name (and aliases) to a provider and its upstream name.
+type ModelConfig struct {
+	Name     string   `mapstructure:"name"`
+	Provider string   `mapstructure:"provider"`
+	Upstream string   `mapstructure:"upstream_model"` // defaults to Name; Azure: the deployment
+	Aliases  []string `mapstructure:"aliases"`
+}
+
+// TeamConfig groups keys; Models, when set, is the team's allow-list.
+type TeamConfig struct {
+	Name     string   `mapstructure:"name"`
+	Models   []string `mapstructure:"models"`
+	Disabled bool     `mapstructure:"disabled"`
+}
+
+// KeyConfig is one virtual key, stored only as the HMAC of its secret.
+type KeyConfig struct {
+	ID       string    `mapstructure:"id"`
+	Name     string    `mapstructure:"name"`
+	Team     string    `mapstructure:"team"`
+	Hash     string    `mapstructure:"hash"`
+	Models   []string  `mapstructure:"models"`
+	Disabled bool      `mapstructure:"disabled"`
+	Expires  time.Time `mapstructure:"expires"`
+}
+
+// Defaults for unset fields.
+const (
+	DefaultExtProcAddr     = "127.0.0.1:50051"
+	DefaultAdminAddr       = "127.0.0.1:9090"
+	DefaultMaxRequestBytes = 4 << 20
+	DefaultReload          = 2 * time.Second
+	DefaultDrainTimeout    = 15 * time.Second
+	DefaultPepperRef       = "env:TOLLGATE_PEPPER"
+	DefaultAnthropicVer    = "2023-06-01"
+	DefaultAzureAPIVersion = "2024-10-21"
+	// MaxRequestBytesCeiling matches Envoy's request_body_buffer_limit in envoy/envoy.yaml and
+	// the gRPC message size limit of the ext_proc server.
+	MaxRequestBytesCeiling = 16 << 20
+)
+
+// ApplyDefaults fills unset fields with their defaults.
+func (c *Config) ApplyDefaults() {
+	if c.Listen.ExtProc == "" {
+		c.Listen.ExtProc = DefaultExtProcAddr
+	}
+	if c.Listen.Admin == "" {
+		c.Listen.Admin = DefaultAdminAddr
+	}
+	if c.Listen.DrainTimeout == 0 {
+		c.Listen.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Security.Pepper == "" {
+		c.Security.Pepper = DefaultPepperRef
+	}
+	if c.Limits.MaxRequestBytes == 0 {
+		c.Limits.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.Reload == 0 {
+		c.Reload = DefaultReload
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.Type == ProviderAnthropic && p.AnthropicVersion == "" {
+			p.AnthropicVersion = DefaultAnthropicVer
+		}
+		if p.Type == ProviderAzureOpenAI && p.APIVersion == "" {
+			p.APIVersion = DefaultAzureAPIVersion
+		}
+	}
+}
+
+// Validate reports every problem in the config, each naming its field path. It checks
+// syntax and references only; Compile resolves secrets.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
+	}
+
+	if err := validateListenAddr(c.Listen.ExtProc, false); err != nil {
+		add("listen.extproc", "%v", err)
+	}
+	if err := validateListenAddr(c.Listen.Admin, true); err != nil {
+		add("listen.admin", "%v", err)
+	}
+	if _, err := secrets.ParseRef(c.Security.Pepper); err != nil {
+		add("security.pepper", "%v", err)
+	}
+	if c.Limits.MaxRequestBytes < 1 || c.Limits.MaxRequestBytes > MaxRequestBytesCeiling {
+		add("limits.max_request_bytes", "must be between 1 and %d", MaxRequestBytesCeiling)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		add("log.format", "must be json or console")
+	}
+	if c.Reload < 100*time.Millisecond {
+		add("reload_interval", "must be at least 100ms")
+	}
+
+	providers := map[string]string{}
+	for i, p := range c.Providers {
+		path := fmt.Sprintf("providers[%d]", i)
+		if !validName(p.Name) {
+			add(path+".name", "must be 1-64 characters of [A-Za-z0-9._-]")
+		} else if _, dup := providers[p.Name]; dup {
+			add(path+".name", "duplicate provider %q", p.Name)
+		}
+		providers[p.Name] = p.Type
+		switch p.Type {
+		case ProviderOpenAI, ProviderAnthropic, ProviderAzureOpenAI, ProviderOpenAICompatible:
+		default:
+			add(path+".type", "must be one of openai, anthropic, azure-openai, openai-compatible")
+		}
+		if !validName(p.Route) {
+			add(path+".route", "must name an Envoy route target ([A-Za-z0-9._-])")
+		}
+		switch {
+		case p.Credential == "none":
+			if p.Type != ProviderOpenAICompatible {
+				add(path+".credential", "\"none\" is only allowed for openai-compatible providers")
+			}
+		case p.Credential == "":
+			add(path+".credential", "is required (env:NAME or file:PATH)")
+		default:
+			if _, err := secrets.ParseRef(p.Credential); err != nil {
+				// Never echo the value: it may be a pasted plaintext key.
+				add(path+".credential", "must be a secret reference (env:NAME or file:PATH), not a key")
+			}
+		}
+	}
+
+	public := map[string]string{}
+	for i, m := range c.Models {
+		path := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" || len(m.Name) > 256 {
+			add(path+".name", "is required (at most 256 characters)")
+		}
+		if _, ok := providers[m.Provider]; !ok {
+			add(path+".provider", "unknown provider %q", m.Provider)
+		}
+		for j, n := range append([]string{m.Name}, m.Aliases...) {
+			if n == "" {
+				continue
+			}
+			if prev, dup := public[n]; dup {
+				field := path + ".name"
+				if j > 0 {
+					field = fmt.Sprintf("%s.aliases[%d]", path, j-1)
+				}
+				add(field, "model name %q is already used by %s", n, prev)
+			}
+			public[n] = path
+		}
+	}
+
+	teams := map[string]bool{}
+	for i, t := range c.Teams {
+		path := fmt.Sprintf("teams[%d]", i)
+		if !validName(t.Name) {
+			add(path+".name", "must be 1-64 characters of [A-Za-z0-9._-]")
+		} else if teams[t.Name] {
+			add(path+".name", "duplicate team %q", t.Name)
+		}
+		teams[t.Name] = true
+		checkModelRefs(add, path+".models", t.Models, public)
+	}
+
+	ids := map[string]bool{}
+	for i, k := range c.Keys {
+		path := fmt.Sprintf("keys[%d]", i)
+		if !validKeyID(k.ID) {
+			add(path+".id", "must be the 12-character public key id printed by `tollgate keys new`")
+		} else if ids[k.ID] {
+			add(path+".id", "duplicate key id %q", k.ID)
+		}
+		ids[k.ID] = true
+		if !teams[k.Team] {
+			add(path+".team", "unknown team %q", k.Team)
+		}
+		if _, err := keys.ParseDigest(k.Hash); err != nil {
+			add(path+".hash", "must be the 64-character hex HMAC printed by `tollgate keys new`")
+		}
+		checkModelRefs(add, path+".models", k.Models, public)
+	}
+	return errors.Join(errs...)
+}
+
+func checkModelRefs(add func(string, string, ...any), path string, names []string, public map[string]string) {
+	for j, n := range names {
+		if _, ok := public[n]; !ok {
+			add(fmt.Sprintf("%s[%d]", path, j), "unknown model %q", n)
+		}
+	}
+}
+
+func validateListenAddr(addr string, loopbackOnly bool) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if loopbackOnly {
+			return errors.New("must be a loopback host:port")
+		}
+		if path == "" {
+			return errors.New("unix socket path is empty")
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return errors.New("must be host:port or unix:/path")
+	}
+	if loopbackOnly {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return errors.New("must listen on loopback (it has no authentication)")
+		}
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validKeyID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,279 @@
+package policy
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/llm"
+)
+
+// RoutingHeader is the internal header Envoy routes on. Clients can never set it: Envoy
+// strips it before ext_proc, tollgate overwrites it, and it is removed before the upstream.
+const RoutingHeader = "x-tollgate-upstream"
+
+// InternalHeaderPrefix marks headers that only tollgate may set.
+const InternalHeaderPrefix = "x-tollgate-"
+
+// credentialHeaders are the request headers a client may carry its virtual key in. All of
+// them are removed before a request is forwarded.
+var credentialHeaders = [...]string{"authorization", "x-api-key", "api-key"}
+
+// RequestHeaders is the request line and headers as Envoy sent them. Names are lower case.
+type RequestHeaders struct {
+	Method string
+	Path   string
+	// Get returns the first value of a header, "" when absent.
+	Get func(name string) string
+	// Names lists the header names present (lower case), used to strip internal headers.
+	Names []string
+	// EndOfStream is true when the request has no body.
+	EndOfStream bool
+}
+
+// Header is one header to set. Secret marks values that must never be logged.
+type Header struct {
+	Key    string
+	Value  []byte
+	Secret bool
+}
+
+// Reply is a response tollgate sends itself instead of forwarding: a denial, or a local
+// answer such as the model list.
+type Reply struct {
+	Status  int
+	Reason  Reason
+	Headers []Header
+	Body    []byte
+}
+
+// Admission is what the headers phase learned about an admitted request.
+type Admission struct {
+	Endpoint  llm.Endpoint
+	Dialect   llm.Dialect
+	Key       *keys.Record
+	RequestID string
+
+	strip         []string
+	anthropicVer  bool
+	contentLength int
+}
+
+// Forward is the decision to send a request upstream, with the header and body changes.
+type Forward struct {
+	Provider      string
+	Route         string
+	Model         string // as requested by the client
+	UpstreamModel string
+	Stream        bool
+	SetHeaders    []Header
+	RemoveHeaders []string
+	// Body is the rewritten body, nil when the body is forwarded unchanged.
+	Body []byte
+}
+
+// Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
+// content type and a body within limits. It returns either an Admission or a Reply; a Reply
+// with status 200 is a local answer (GET /v1/models).
+func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
+	reqID := h.Get("x-request-id")
+	ep, err := llm.Classify(h.Method, h.Path)
+	if err != nil {
+		d := llm.GuessDialect(h.Path, h.Get("anthropic-version") != "")
+		if errors.Is(err, llm.ErrMethodNotAllowed) {
+			return nil, denial(d, reqID, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "method not allowed on this endpoint")
+		}
+		return nil, denial(d, reqID, http.StatusNotFound, ReasonUnknownEndpoint, "unknown endpoint: this gateway serves only the documented LLM API paths")
+	}
+	a := &Admission{Endpoint: ep, Dialect: ep.Dialect(), RequestID: reqID, anthropicVer: h.Get("anthropic-version") != ""}
+	if ep == llm.Models && a.anthropicVer {
+		a.Dialect = llm.Anthropic
+	}
+
+	tok, err := keys.ExtractToken(h.Get("authorization"), h.Get("x-api-key"), h.Get("api-key"))
+	switch {
+	case errors.Is(err, keys.ErrAmbiguousCredential):
+		return nil, a.deny(http.StatusUnauthorized, ReasonAmbiguousCredential, "several different API keys were sent; send exactly one")
+	case err != nil:
+		return nil, a.deny(http.StatusUnauthorized, ReasonNoCredential, "missing API key: send it as Authorization: Bearer, x-api-key or api-key")
+	}
+	parsed, err := keys.Parse(tok)
+	if err != nil {
+		return nil, a.deny(http.StatusUnauthorized, ReasonInvalidKey, "invalid API key")
+	}
+	rec, err := s.keys.Verify(now, parsed)
+	switch {
+	case errors.Is(err, keys.ErrDisabled):
+		return nil, a.deny(http.StatusUnauthorized, ReasonKeyDisabled, "API key is disabled")
+	case errors.Is(err, keys.ErrExpired):
+		return nil, a.deny(http.StatusUnauthorized, ReasonKeyExpired, "API key has expired")
+	case err != nil:
+		return nil, a.deny(http.StatusUnauthorized, ReasonInvalidKey, "invalid API key")
+	}
+	a.Key = rec
+	if t := s.teams[rec.Team]; t == nil || t.disabled {
+		return nil, a.deny(http.StatusForbidden, ReasonTeamDisabled, "the team of this API key is disabled")
+	}
+
+	if ep == llm.Models {
+		return nil, s.modelList(a)
+	}
+	if h.EndOfStream {
+		return nil, a.deny(http.StatusBadRequest, ReasonMissingBody, "request body is required")
+	}
+	if !llm.IsJSONContentType(h.Get("content-type")) {
+		return nil, a.deny(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType, "content-type must be application/json")
+	}
+	if cl := h.Get("content-length"); cl != "" {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil || n < 0 {
+			return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "invalid content-length")
+		}
+		if n > int64(s.maxBody) {
+			return nil, a.tooLarge(s.maxBody)
+		}
+		a.contentLength = int(n)
+	}
+	for _, n := range h.Names {
+		if strings.HasPrefix(n, InternalHeaderPrefix) && n != RoutingHeader {
+			a.strip = append(a.strip, n)
+		}
+	}
+	return a, nil
+}
+
+// Route decides on the buffered request body: model lookup and allow-lists, then the
+// provider, credential and body rewrite.
+func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
+	if len(body) == 0 {
+		return nil, a.deny(http.StatusBadRequest, ReasonMissingBody, "request body is required")
+	}
+	if len(body) > s.maxBody {
+		return nil, a.tooLarge(s.maxBody)
+	}
+	req, err := llm.ParseRequest(body)
+	switch {
+	case errors.Is(err, llm.ErrMissingModel):
+		return nil, a.denyParam(http.StatusBadRequest, ReasonMissingModel, "you must provide a model parameter", "model")
+	case errors.Is(err, llm.ErrDuplicateKey):
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has duplicate keys")
+	case errors.Is(err, llm.ErrInvalidField):
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has a field of the wrong type (model must be a string, stream a boolean)")
+	case err != nil:
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidJSON, "request body is not valid JSON (a JSON object is expected)")
+	}
+	m := s.models[req.Model]
+	if m == nil {
+		return nil, a.denyParam(http.StatusNotFound, ReasonUnknownModel, "the model does not exist or you do not have access to it", "model")
+	}
+	if !s.allowed(a.Key, m) {
+		return nil, a.denyParam(http.StatusForbidden, ReasonModelNotAllowed, "this API key is not allowed to use the requested model", "model")
+	}
+	p := m.provider
+	if !p.supports(a.Endpoint) {
+		return nil, a.denyParam(http.StatusBadRequest, ReasonWrongAPI, "the requested model is not served on this endpoint", "model")
+	}
+	if !p.available {
+		return nil, a.deny(http.StatusServiceUnavailable, ReasonProviderUnavailable, "the provider for this model is not configured")
+	}
+
+	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream}
+	out := req.WithModel(body, m.upstream)
+	if len(out) != len(body) || &out[0] != &body[0] {
+		f.Body = out
+		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})
+	}
+	f.SetHeaders = append(f.SetHeaders,
+		Header{Key: RoutingHeader, Value: []byte(p.route)},
+		Header{Key: "accept-encoding", Value: []byte("identity")},
+	)
+	if p.authHeader != "" {
+		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.authValue, Secret: true})
+	}
+	if p.typ == ProviderAnthropic && !a.anthropicVer {
+		f.SetHeaders = append(f.SetHeaders, Header{Key: "anthropic-version", Value: []byte(p.anthVer)})
+	}
+	if p.typ == ProviderAzureOpenAI {
+		path, err := llm.AzurePath(a.Endpoint, m.upstream, p.apiVersion)
+		if err != nil {
+			return nil, a.deny(http.StatusBadRequest, ReasonWrongAPI, "the requested model is not served on this endpoint")
+		}
+		f.SetHeaders = append(f.SetHeaders, Header{Key: ":path", Value: []byte(path)})
+	}
+	// Remove every header that can carry the virtual key, except the one the provider's own
+	// key is set in (a set overwrites it), plus client copies of internal headers.
+	for _, n := range credentialHeaders {
+		if n != p.authHeader {
+			f.RemoveHeaders = append(f.RemoveHeaders, n)
+		}
+	}
+	f.RemoveHeaders = append(f.RemoveHeaders, a.strip...)
+	return f, nil
+}
+
+// allowed applies the key's and the team's model allow-lists (both must admit the model).
+func (s *Snapshot) allowed(k *keys.Record, m *model) bool {
+	if len(k.Models) > 0 && !containsString(k.Models, m.public) {
+		return false
+	}
+	t := s.teams[k.Team]
+	return t != nil && (t.models == nil || t.models[m.public])
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// modelList answers GET /v1/models locally with the models this key may use.
+func (s *Snapshot) modelList(a *Admission) *Reply {
+	infos := make([]llm.ModelInfo, 0, len(s.ordered))
+	for _, m := range s.ordered {
+		if s.allowed(a.Key, m) && m.provider.available {
+			infos = append(infos, llm.ModelInfo{ID: m.public, OwnedBy: m.provider.name, Created: m.created})
+		}
+	}
+	return &Reply{Status: http.StatusOK, Reason: ReasonOK, Headers: jsonHeaders(a.RequestID), Body: llm.ModelsBody(a.Dialect, infos)}
+}
+
+func (a *Admission) deny(status int, r Reason, msg string) *Reply {
+	return denial(a.Dialect, a.RequestID, status, r, msg)
+}
+
+func (a *Admission) denyParam(status int, r Reason, msg, param string) *Reply {
+	rep := denialWith(a.Dialect, a.RequestID, llm.APIError{Status: status, Code: string(r), Message: msg, Param: param})
+	rep.Reason = r
+	return rep
+}
+
+func (a *Admission) tooLarge(limit int) *Reply {
+	return a.deny(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "request body is larger than "+strconv.Itoa(limit)+" bytes")
+}
+
+func denial(d llm.Dialect, reqID string, status int, r Reason, msg string) *Reply {
+	rep := denialWith(d, reqID, llm.APIError{Status: status, Code: string(r), Message: msg})
+	rep.Reason = r
+	return rep
+}
+
+func denialWith(d llm.Dialect, reqID string, e llm.APIError) *Reply {
+	if e.Type == "" {
+		e.Type = llm.DefaultType(d, e.Status)
+	}
+	return &Reply{Status: e.Status, Headers: jsonHeaders(reqID), Body: llm.ErrorBody(d, e, reqID)}
+}
+
+func jsonHeaders(reqID string) []Header {
+	h := []Header{{Key: "content-type", Value: []byte("application/json")}}
+	if reqID != "" {
+		h = append(h, Header{Key: "x-request-id", Value: []byte(reqID)})
+	}
+	return h
+}

@@ -1,0 +1,104 @@
+// Package policytest builds compiled policy snapshots with real virtual keys for tests.
+package policytest
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/tollgate-ai/tollgate/policy"
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/secrets"
+)
+
+// Fake provider keys and pepper. They only exist in tests.
+const (
+	Pepper       = "test-pepper-0123456789abcdef0123456789abcdef"
+	OpenAIKey    = "sk-test-openai-provider-key-0001"
+	AnthropicKey = "sk-ant-test-provider-key-0002"
+	AzureKey     = "azure-test-provider-key-0003"
+)
+
+// Fixture is a compiled snapshot plus the plaintext virtual keys that match it.
+type Fixture struct {
+	Config   policy.Config
+	Snapshot *policy.Snapshot
+	// Keys maps a name (valid, limited, disabled, expired, research) to its token text.
+	Keys map[string]string
+	// IDs maps the same names to the public key ids.
+	IDs map[string]string
+	Now time.Time
+}
+
+// Env is the fake environment the fixture's secret references resolve in.
+var Env = map[string]string{
+	"TG_PEPPER":        Pepper,
+	"TG_OPENAI_KEY":    OpenAIKey,
+	"TG_ANTHROPIC_KEY": AnthropicKey,
+	"TG_AZURE_KEY":     AzureKey,
+}
+
+// Resolver resolves references against Env only.
+func Resolver() secrets.Resolver {
+	return secrets.Resolver{LookupEnv: func(n string) (string, bool) { v, ok := Env[n]; return v, ok }}
+}
+
+// BaseConfig is a config with an OpenAI, an Anthropic, an Azure and an optional provider
+// whose credential is missing, and two teams. Keys are added by New.
+func BaseConfig() policy.Config {
+	return policy.Config{
+		Security: policy.SecurityConfig{Pepper: "env:TG_PEPPER"},
+		Limits:   policy.LimitsConfig{MaxRequestBytes: 64 << 10},
+		Providers: []policy.ProviderConfig{
+			{Name: "oai", Type: policy.ProviderOpenAI, Route: "openai", Credential: "env:TG_OPENAI_KEY"},
+			{Name: "ant", Type: policy.ProviderAnthropic, Route: "anthropic", Credential: "env:TG_ANTHROPIC_KEY"},
+			{Name: "az", Type: policy.ProviderAzureOpenAI, Route: "azure-openai", Credential: "env:TG_AZURE_KEY", APIVersion: "2024-10-21"},
+			{Name: "vllm", Type: policy.ProviderOpenAICompatible, Route: "local", Credential: "none"},
+			{Name: "off", Type: policy.ProviderOpenAI, Route: "openai", Credential: "env:TG_MISSING", Optional: true},
+		},
+		Models: []policy.ModelConfig{
+			{Name: "gpt-4o-mini", Provider: "oai", Aliases: []string{"fast"}},
+			{Name: "gpt-alias-up", Provider: "oai", Upstream: "gpt-4o-2024-08-06"},
+			{Name: "claude-haiku", Provider: "ant", Upstream: "claude-haiku-4-5"},
+			{Name: "azure-mini", Provider: "az", Upstream: "my-deployment"},
+			{Name: "llama", Provider: "vllm"},
+			{Name: "offline", Provider: "off"},
+		},
+		Teams: []policy.TeamConfig{
+			{Name: "platform"},
+			{Name: "research", Models: []string{"claude-haiku"}},
+			{Name: "frozen", Disabled: true},
+		},
+	}
+}
+
+// New compiles BaseConfig with a set of generated keys.
+func New(t testing.TB) *Fixture {
+	t.Helper()
+	f := &Fixture{Config: BaseConfig(), Keys: map[string]string{}, IDs: map[string]string{},
+		Now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	add := func(name, team string, models []string, disabled bool, expires time.Time) {
+		tok, err := keys.Generate(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Keys[name] = tok.Reveal()
+		f.IDs[name] = tok.ID
+		f.Config.Keys = append(f.Config.Keys, policy.KeyConfig{
+			ID: tok.ID, Name: name, Team: team, Models: models, Disabled: disabled, Expires: expires,
+			Hash: keys.Hash([]byte(Pepper), tok.Secret).String(),
+		})
+	}
+	add("valid", "platform", nil, false, time.Time{})
+	add("limited", "platform", []string{"fast"}, false, time.Time{})
+	add("disabled", "platform", nil, true, time.Time{})
+	add("expired", "platform", nil, false, f.Now.Add(-time.Hour))
+	add("research", "research", nil, false, f.Now.Add(time.Hour))
+	add("frozen", "frozen", nil, false, time.Time{})
+	s, err := policy.Compile(f.Config, "", Resolver(), f.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Snapshot = s
+	return f
+}

@@ -1,0 +1,29 @@
+package policy
+
+// Reason is a closed set of decision codes. It feeds log fields, metric labels, the audit
+// reason and the client error code, so it never carries free text.
+type Reason string
+
+// Reasons. Adding one is an API change: metrics dashboards and audit consumers key on them.
+const (
+	ReasonOK                   Reason = "ok"
+	ReasonNoCredential         Reason = "no_credential"
+	ReasonAmbiguousCredential  Reason = "ambiguous_credential"
+	ReasonInvalidKey           Reason = "invalid_key"
+	ReasonKeyDisabled          Reason = "key_disabled"
+	ReasonKeyExpired           Reason = "key_expired"
+	ReasonTeamDisabled         Reason = "team_disabled"
+	ReasonUnknownEndpoint      Reason = "unknown_endpoint"
+	ReasonMethodNotAllowed     Reason = "method_not_allowed"
+	ReasonUnsupportedMediaType Reason = "unsupported_media_type"
+	ReasonMissingBody          Reason = "missing_body"
+	ReasonBodyTooLarge         Reason = "body_too_large"
+	ReasonInvalidJSON          Reason = "invalid_json"
+	ReasonInvalidRequest       Reason = "invalid_request"
+	ReasonMissingModel         Reason = "missing_model"
+	ReasonUnknownModel         Reason = "unknown_model"
+	ReasonModelNotAllowed      Reason = "model_not_allowed"
+	ReasonWrongAPI             Reason = "endpoint_not_supported_by_model"
+	ReasonProviderUnavailable  Reason = "provider_unavailable"
+	ReasonInternal             Reason = "internal_error"
+)

@@ -1,0 +1,187 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/policy/llm"
+	"github.com/tollgate-ai/tollgate/policy/secrets"
+)
+
+// Snapshot is a compiled, immutable config: every lookup a request needs is a map access.
+// A new Snapshot is built on each reload and swapped in atomically, so a stream that loaded
+// one keeps deciding with it.
+type Snapshot struct {
+	keys      *keys.Store
+	teams     map[string]*team
+	models    map[string]*model // public names and aliases
+	providers map[string]*provider
+	ordered   []*model // canonical models, config order (for /v1/models)
+	maxBody   int
+	// Loaded is when the snapshot was compiled.
+	Loaded time.Time
+	// Warnings lists non-fatal problems found while compiling (for example an optional
+	// provider without its credential). They never contain secret values.
+	Warnings []string
+}
+
+type team struct {
+	name     string
+	models   map[string]bool // canonical names; nil = any
+	disabled bool
+}
+
+type model struct {
+	public   string
+	upstream string
+	provider *provider
+	created  int64
+}
+
+// provider holds the decrypted credential in memory only. It has no String method on
+// purpose, and nothing formats it.
+type provider struct {
+	name       string
+	typ        string
+	route      string
+	authHeader string // lower-case header name the provider reads its key from
+	authValue  []byte // full header value, e.g. "Bearer sk-..."
+	available  bool
+	apiVersion string
+	anthVer    string
+}
+
+// Resolver resolves secret references; secrets.Resolver satisfies it.
+type Resolver interface {
+	Resolve(r secrets.Ref, baseDir string) (secrets.Value, error)
+}
+
+// Compile validates cfg, resolves its secret references against baseDir (the directory of
+// the config file) and builds a Snapshot. Keys may come from cfg.Keys and from extra key
+// files already merged into cfg.Keys by the caller.
+func Compile(cfg Config, baseDir string, res Resolver, now time.Time) (*Snapshot, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		teams:     map[string]*team{},
+		models:    map[string]*model{},
+		providers: map[string]*provider{},
+		maxBody:   cfg.Limits.MaxRequestBytes,
+		Loaded:    now,
+	}
+
+	var errs []error
+	pepperRef, _ := secrets.ParseRef(cfg.Security.Pepper)
+	pepper, err := res.Resolve(pepperRef, baseDir)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("security.pepper: %w", err))
+	}
+
+	for i, pc := range cfg.Providers {
+		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true}
+		if pc.Credential != "none" {
+			ref, _ := secrets.ParseRef(pc.Credential)
+			v, err := res.Resolve(ref, baseDir)
+			switch {
+			case err != nil && pc.Optional:
+				p.available = false
+				s.Warnings = append(s.Warnings, fmt.Sprintf("providers[%d] %s disabled: credential %s not available", i, pc.Name, ref))
+			case err != nil:
+				errs = append(errs, fmt.Errorf("providers[%d].credential: %w", i, err))
+			default:
+				p.authHeader, p.authValue = credentialHeader(pc.Type, v.Reveal())
+			}
+		}
+		s.providers[p.name] = p
+	}
+
+	for _, mc := range cfg.Models {
+		up := mc.Upstream
+		if up == "" {
+			up = mc.Name
+		}
+		m := &model{public: mc.Name, upstream: up, provider: s.providers[mc.Provider], created: now.Unix()}
+		s.ordered = append(s.ordered, m)
+		s.models[mc.Name] = m
+		for _, a := range mc.Aliases {
+			s.models[a] = m
+		}
+	}
+
+	for _, tc := range cfg.Teams {
+		s.teams[tc.Name] = &team{name: tc.Name, models: s.canonicalSet(tc.Models), disabled: tc.Disabled}
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	recs := make([]keys.Record, 0, len(cfg.Keys))
+	for _, kc := range cfg.Keys {
+		d, _ := keys.ParseDigest(kc.Hash)
+		models := make([]string, 0, len(kc.Models))
+		for n := range s.canonicalSet(kc.Models) {
+			models = append(models, n)
+		}
+		slices.Sort(models)
+		recs = append(recs, keys.Record{
+			ID: kc.ID, Name: kc.Name, Team: kc.Team, Models: models,
+			Digest: d, Disabled: kc.Disabled, Expires: kc.Expires,
+		})
+	}
+	store, err := keys.NewStore(pepper.Bytes(), recs)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	s.keys = store
+	return s, nil
+}
+
+// canonicalSet maps public names and aliases to canonical model names; nil for an empty list
+// (meaning "no restriction").
+func (s *Snapshot) canonicalSet(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		if m, ok := s.models[n]; ok {
+			set[m.public] = true
+		}
+	}
+	return set
+}
+
+// credentialHeader returns the header each provider type reads its key from.
+func credentialHeader(typ, key string) (string, []byte) {
+	switch typ {
+	case ProviderAnthropic:
+		return "x-api-key", []byte(key)
+	case ProviderAzureOpenAI:
+		return "api-key", []byte(key)
+	default:
+		return "authorization", []byte("Bearer " + key)
+	}
+}
+
+// MaxRequestBytes is the largest request body this snapshot admits.
+func (s *Snapshot) MaxRequestBytes() int { return s.maxBody }
+
+// KeyCount is the number of configured virtual keys.
+func (s *Snapshot) KeyCount() int { return s.keys.Len() }
+
+// supports reports whether a provider type serves a client-facing endpoint.
+func (p *provider) supports(e llm.Endpoint) bool {
+	switch p.typ {
+	case ProviderAnthropic:
+		return e == llm.Messages
+	case ProviderAzureOpenAI:
+		return e == llm.ChatCompletions || e == llm.Completions || e == llm.Embeddings || e == llm.Responses
+	default:
+		return e != llm.Messages && e != llm.EndpointUnknown
+	}
+}
