@@ -93,6 +93,8 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time) (*Snapshot
 				s.Warnings = append(s.Warnings, fmt.Sprintf("providers[%d] %s disabled: credential %s not available", i, pc.Name, ref))
 			case err != nil:
 				errs = append(errs, fmt.Errorf("providers[%d].credential: %w", i, err))
+			case !validHeaderValue(v.Bytes()):
+				errs = append(errs, fmt.Errorf("providers[%d].credential: %s holds characters not allowed in a header value", i, ref))
 			default:
 				p.authHeader, p.authValue = credentialHeader(pc.Type, v.Reveal())
 			}
@@ -154,6 +156,20 @@ func (s *Snapshot) canonicalSet(names []string) map[string]bool {
 		}
 	}
 	return set
+}
+
+// validHeaderValue refuses control characters (a stray newline in a mounted secret would
+// otherwise make Envoy reject every request) and empty values.
+func validHeaderValue(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // credentialHeader returns the header each provider type reads its key from.
