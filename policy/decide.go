@@ -182,6 +182,10 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 
 	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream}
 	out := req.WithModel(body, m.upstream)
+	if out == nil {
+		// The model's position did not fit the body: never forward an unrewritten body.
+		return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
+	}
 	if len(out) != len(body) || &out[0] != &body[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})

@@ -1,0 +1,40 @@
+package llm
+
+import (
+	"fmt"
+	"net/url"
+)
+
+// AzurePath returns the upstream path and query for an endpoint on Azure
+// OpenAI. Deployment-scoped endpoints map to
+// /openai/deployments/{deployment}/{operation}?api-version={apiVersion}.
+// Responses maps to Azure's v1 API, /openai/v1/responses, which takes the
+// deployment name in the body's model field and rejects dated api-version
+// values, so deployment and apiVersion are not used for it. Other endpoints
+// give ErrUnsupportedEndpoint.
+//
+// The deployment is path-escaped; "." and ".." are refused because an
+// upstream that resolves dot segments would route the request elsewhere.
+func AzurePath(e Endpoint, deployment, apiVersion string) (string, error) {
+	var op string
+	switch e {
+	case ChatCompletions:
+		op = "chat/completions"
+	case Completions:
+		op = "completions"
+	case Embeddings:
+		op = "embeddings"
+	case Responses:
+		return "/openai/v1/responses", nil
+	default:
+		return "", fmt.Errorf("%w: %s on azure", ErrUnsupportedEndpoint, e)
+	}
+	if deployment == "" || deployment == "." || deployment == ".." {
+		return "", ErrInvalidDeployment
+	}
+	if apiVersion == "" {
+		return "", ErrMissingAPIVersion
+	}
+	return "/openai/deployments/" + url.PathEscape(deployment) + "/" + op +
+		"?api-version=" + url.QueryEscape(apiVersion), nil
+}

@@ -1,0 +1,170 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+)
+
+var fuzzBodies = []string{
+	`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true}`,
+	`{"mod\u0065l":"a\"b","stream":null,"x":{"model":1}}`,
+	`{"model":"a","model":"b"}`,
+	`{"model":"\ud83d\ude00","n":-1.5e+3,"a":[true,false,null,{}]}`,
+	`{"model":"\ud800"}`,
+	"{\"model\":\"\xff\",\"\xfe\":1,\"\xfd\":2}",
+	`[{"model":"a"}]`,
+	`{"model":"a",}`,
+	`{"model":"a"} x`,
+	` {"stream":false , "model" : "m" } `,
+	`{"a":[[[[[[[[[[]]]]]]]]]],"model":"m"}`,
+	`{"model":"a\u0000\n\t\/"}`,
+}
+
+// topLevelKeys counts the members of a valid top-level object with
+// encoding/json's tokenizer (duplicates included).
+func topLevelKeys(t *testing.T, body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	require.NoError(t, err)
+	require.Equal(t, json.Delim('{'), tok)
+	n := 0
+	for dec.More() {
+		_, err := dec.Token()
+		require.NoError(t, err)
+		var v json.RawMessage
+		require.NoError(t, dec.Decode(&v))
+		n++
+	}
+	return n
+}
+
+// maxDepth returns the container nesting depth of valid JSON.
+func maxDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, b := range fuzzBodies {
+		f.Add([]byte(b))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		valid := json.Valid(body)
+		deepOK := !valid || maxDepth(body) <= MaxDepth
+		require.Equal(t, valid && deepOK, ValidJSON(body))
+
+		r, err := ParseRequest(body)
+		if err != nil {
+			require.Equal(t, Request{}, r)
+			if errors.Is(err, ErrInvalidJSON) {
+				require.False(t, valid && deepOK, "valid body reported as invalid json: %v", err)
+				if valid {
+					require.ErrorIs(t, err, ErrTooDeep)
+				}
+			} else {
+				require.True(t, valid, "field error on malformed body: %v", err)
+			}
+			if errors.Is(err, ErrDuplicateKey) {
+				var m map[string]json.RawMessage
+				require.NoError(t, json.Unmarshal(body, &m))
+				require.Greater(t, topLevelKeys(t, body), len(m), "duplicate reported where encoding/json sees none")
+			}
+			return
+		}
+		require.True(t, valid)
+		require.NotEmpty(t, r.Model)
+		require.True(t, utf8.ValidString(r.Model))
+
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(body, &m))
+		require.Equal(t, topLevelKeys(t, body), len(m), "duplicate key accepted")
+		require.Equal(t, r.Model, m["model"])
+		stream, _ := m["stream"].(bool)
+		require.Equal(t, stream, r.Stream)
+		if s, ok := m["stream"]; ok {
+			require.True(t, s == nil || s == true || s == false)
+		}
+		require.Equal(t, byte('"'), body[r.modelStart])
+		require.Equal(t, byte('"'), body[r.modelEnd-1])
+	})
+}
+
+func FuzzWithModel(f *testing.F) {
+	for _, b := range fuzzBodies {
+		f.Add([]byte(b), "claude-3-5-sonnet")
+		f.Add([]byte(b), "a\"b\\c\x00\n\u2028\xff")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, model string) {
+		r, err := ParseRequest(body)
+		if err != nil {
+			return
+		}
+		out := r.WithModel(body, model)
+		require.True(t, json.Valid(out))
+		if model == r.Model {
+			require.Same(t, &body[0], &out[0])
+			return
+		}
+		require.Equal(t, body[:r.modelStart], out[:r.modelStart])
+		require.Equal(t, body[r.modelEnd:], out[len(out)-(len(body)-r.modelEnd):])
+		r2, err := ParseRequest(out)
+		if model == "" {
+			require.ErrorIs(t, err, ErrMissingModel)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, r.Stream, r2.Stream)
+		if utf8.ValidString(model) {
+			require.Equal(t, model, r2.Model)
+		}
+	})
+}
+
+func FuzzErrorBody(f *testing.F) {
+	f.Add(400, "", "", "bad request", "", "")
+	f.Add(401, "authentication_error", "invalid_api_key", "Invalid key \"x\"", "model", "req_1")
+	f.Add(529, "t\x00", "\xff", "<script>\u2028", "p\n", "\xfe")
+	f.Fuzz(func(t *testing.T, status int, typ, code, msg, param, requestID string) {
+		e := APIError{Status: status, Type: typ, Code: code, Message: msg, Param: param}
+		for _, d := range []Dialect{OpenAI, Anthropic} {
+			out := ErrorBody(d, e, requestID)
+			require.True(t, json.Valid(out), "%s: %q", d, out)
+			var v struct {
+				Type  string `json:"type"`
+				Error struct {
+					Type    string `json:"type"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			require.NoError(t, json.Unmarshal(out, &v))
+			require.NotEmpty(t, v.Error.Type)
+			require.NotEmpty(t, v.Error.Message)
+			if d == Anthropic {
+				require.Equal(t, "error", v.Type)
+			}
+			if msg != "" && utf8.ValidString(msg) {
+				require.Equal(t, msg, v.Error.Message)
+			}
+		}
+	})
+}

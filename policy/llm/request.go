@@ -1,0 +1,253 @@
+package llm
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Request is what Tollgate reads from a request body: the fields policy
+// decisions depend on, and where the model sits so it can be rewritten.
+type Request struct {
+	// Model is the decoded top-level "model" string; never empty on success.
+	Model string
+	// Stream is the top-level "stream" flag; false when absent or null.
+	Stream bool
+
+	// modelStart and modelEnd delimit the model's JSON string in the body,
+	// quotes included.
+	modelStart, modelEnd int
+}
+
+// ParseRequest reads a JSON request body in one pass without building a
+// tree, so a body of megabytes of base64 costs no allocations beyond the model
+// string. It checks that body is exactly one RFC 8259 value nested at most
+// MaxDepth deep, that the value is an object, and that its top-level keys are
+// unique after unescaping; it extracts "model" (a non-empty string) and
+// "stream" (a bool, or null meaning false). Keys in nested objects are
+// ignored.
+//
+// Errors, all matched with errors.Is: ErrInvalidJSON (with ErrTooDeep for
+// excessive nesting), ErrNotObject, ErrDuplicateKey, ErrInvalidField,
+// ErrMissingModel. A syntax error anywhere takes precedence over a field
+// error, so a malformed body always reports ErrInvalidJSON; among field errors
+// the first in the body wins.
+//
+// A model that is not valid UTF-8, or that holds an unpaired surrogate escape,
+// is ErrInvalidField: JSON parsers disagree on how to decode such strings, and
+// Tollgate must not check one model while the provider serves another.
+func ParseRequest(body []byte) (Request, error) {
+	p := requestParser{s: scanner{b: body}}
+	p.s.skipWS()
+	if p.s.pos < len(body) && body[p.s.pos] != '{' {
+		if p.s.value(0) && p.s.end() {
+			return Request{}, ErrNotObject
+		}
+		return Request{}, p.s.err
+	}
+	if !p.topObject() || !p.s.end() {
+		return Request{}, p.s.err
+	}
+	return p.finish()
+}
+
+// requestParser holds the state of one ParseRequest call. It lives on the
+// stack; keys holds sub-slices of the body, not copies.
+type requestParser struct {
+	s          scanner
+	req        Request
+	fieldErr   error // first field error; reported only if the syntax is valid
+	haveModel  bool
+	modelFlags uint8
+	keys       keySet
+}
+
+// setFieldErr records err unless an earlier field error is already known.
+func (p *requestParser) setFieldErr(err error) {
+	if p.fieldErr == nil {
+		p.fieldErr = err
+	}
+}
+
+// topObject scans the top-level object, extracting model and stream and
+// checking key uniqueness. Nested values go through the generic scanner.
+func (p *requestParser) topObject() bool {
+	s := &p.s
+	if s.pos >= len(s.b) {
+		return s.fail("unexpected end of input")
+	}
+	s.pos++ // '{'
+	s.skipWS()
+	if s.pos < len(s.b) && s.b[s.pos] == '}' {
+		s.pos++
+		return true
+	}
+	for {
+		if s.pos >= len(s.b) || s.b[s.pos] != '"' {
+			return s.fail("expected object key")
+		}
+		keyStart := s.pos
+		flags, ok := s.str()
+		if !ok {
+			return false
+		}
+		key := canonicalKey(s.b[keyStart+1:s.pos-1], flags)
+		if !s.colon() || !p.member(key, keyStart) {
+			return false
+		}
+		more, ok := s.next('}')
+		if !ok || !more {
+			return ok
+		}
+	}
+}
+
+// member scans the value of one top-level member whose canonical key is key.
+func (p *requestParser) member(key []byte, keyStart int) bool {
+	s := &p.s
+	dup := p.keys.add(key)
+	switch string(key) {
+	case "model":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "model"))
+		}
+		if s.pos >= len(s.b) || s.b[s.pos] != '"' {
+			p.setFieldErr(fmt.Errorf("%w: %q must be a string", ErrInvalidField, "model"))
+			return s.value(1)
+		}
+		start := s.pos
+		flags, ok := s.str()
+		if ok && !dup {
+			p.req.modelStart, p.req.modelEnd = start, s.pos
+			p.modelFlags = flags
+			p.haveModel = true
+		}
+		return ok
+	case "stream":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream"))
+		}
+		if s.pos < len(s.b) {
+			switch s.b[s.pos] {
+			case 't':
+				p.req.Stream = true
+				return s.literal("true")
+			case 'f':
+				return s.literal("false")
+			case 'n':
+				// OpenAI documents stream as "boolean or null" and
+				// OpenAI-compatible servers treat null as the default.
+				return s.literal("null")
+			}
+		}
+		p.setFieldErr(fmt.Errorf("%w: %q must be a boolean", ErrInvalidField, "stream"))
+		return s.value(1)
+	default:
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: top-level key at offset %d", ErrDuplicateKey, keyStart))
+		}
+		return s.value(1)
+	}
+}
+
+// finish turns a syntactically valid body into the result or a field error.
+func (p *requestParser) finish() (Request, error) {
+	if p.fieldErr != nil {
+		return Request{}, p.fieldErr
+	}
+	if !p.haveModel {
+		return Request{}, ErrMissingModel
+	}
+	raw := p.s.b[p.req.modelStart+1 : p.req.modelEnd-1]
+	switch {
+	case p.modelFlags == 0:
+		p.req.Model = string(raw)
+	case p.modelFlags == strNonASCII:
+		if !utf8.Valid(raw) {
+			return Request{}, fmt.Errorf("%w: %q is not valid utf-8", ErrInvalidField, "model")
+		}
+		p.req.Model = string(raw)
+	default:
+		dec, lossy := unquote(make([]byte, 0, len(raw)), raw)
+		if lossy {
+			return Request{}, fmt.Errorf("%w: %q is not valid utf-8", ErrInvalidField, "model")
+		}
+		p.req.Model = string(dec)
+	}
+	if p.req.Model == "" {
+		return Request{}, ErrMissingModel
+	}
+	return p.req, nil
+}
+
+// canonicalKey returns the decoded form of a key's raw contents, used to
+// compare keys: the raw bytes themselves when no decoding is needed (the
+// common case, no allocation), otherwise a decoded copy. Decoding follows
+// encoding/json, so keys that a Go provider would merge compare equal.
+func canonicalKey(raw []byte, flags uint8) []byte {
+	if flags&strEscaped == 0 && (flags&strNonASCII == 0 || utf8.Valid(raw)) {
+		return raw
+	}
+	dec, _ := unquote(make([]byte, 0, len(raw)), raw)
+	return dec
+}
+
+// keySet detects duplicate top-level keys. Request bodies have a handful of
+// top-level keys, compared linearly without allocation; past smallKeys it
+// switches to a map so that a body with many keys stays linear in time.
+type keySet struct {
+	small [smallKeys][]byte
+	n     int
+	big   map[string]struct{}
+}
+
+const smallKeys = 16
+
+// add records k and reports whether it was already present.
+func (ks *keySet) add(k []byte) bool {
+	if ks.big != nil {
+		if _, ok := ks.big[string(k)]; ok {
+			return true
+		}
+		ks.big[string(k)] = struct{}{}
+		return false
+	}
+	for _, o := range ks.small[:ks.n] {
+		if bytes.Equal(o, k) {
+			return true
+		}
+	}
+	if ks.n < smallKeys {
+		ks.small[ks.n] = k
+		ks.n++
+		return false
+	}
+	ks.big = make(map[string]struct{}, 4*smallKeys)
+	for _, o := range ks.small {
+		ks.big[string(o)] = struct{}{}
+	}
+	ks.big[string(k)] = struct{}{}
+	return false
+}
+
+// WithModel returns body with the model value replaced by model, encoded as a
+// JSON string; every other byte is unchanged. If model equals r.Model it
+// returns body itself. body must be the slice r was parsed from: if r's model
+// position does not fit body (for example a zero Request), WithModel returns
+// nil rather than forward a body whose model was not rewritten. An empty model
+// produces a body that ParseRequest would refuse.
+func (r Request) WithModel(body []byte, model string) []byte {
+	if model == r.Model {
+		return body
+	}
+	start, end := r.modelStart, r.modelEnd
+	if start < 0 || end > len(body) || end-start < 2 || body[start] != '"' || body[end-1] != '"' {
+		return nil
+	}
+	// Each byte of model encodes to at most 6 bytes (\u00XX or \ufffd), so
+	// this capacity needs one allocation.
+	out := make([]byte, 0, len(body)-(end-start)+2+6*len(model))
+	out = append(out, body[:start]...)
+	out = appendQuoted(out, model)
+	return append(out, body[end:]...)
+}
