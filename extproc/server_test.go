@@ -282,4 +282,3 @@ func requireNoSecrets(t testing.TB, h *harness, prompt string) {
 	}
 	require.NotContains(t, out, prompt)
 }
-

@@ -194,3 +194,52 @@ func TestHotReload(t *testing.T) {
 
 	require.NotContains(t, tr.logs.String(), newKey)
 }
+
+func TestShutdownDrainsOpenStreams(t *testing.T) {
+	tr := newTrial(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", tr.cfg}, tr.logs, tr.logs) }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + tr.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}, 10*time.Second, 20*time.Millisecond)
+
+	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
+	require.NoError(t, err)
+	conn, err := grpc.NewClient(tr.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	s, err := extprocv3.NewExternalProcessorClient(conn).Process(context.Background())
+	require.NoError(t, err)
+	hm := &corev3.HeaderMap{}
+	for _, kv := range [][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"}, {"authorization", "Bearer " + strings.TrimSpace(string(demo))}, {"content-type", "application/json"}} {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+	}
+	require.NoError(t, s.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}}))
+	_, err = s.Recv()
+	require.NoError(t, err)
+
+	cancel() // SIGTERM: the open stream may still finish
+	require.Eventually(t, func() bool { return strings.Contains(tr.logs.String(), `"msg":"draining"`) }, 5*time.Second, 10*time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("serve returned before the open stream finished: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.NoError(t, s.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"gpt-4o-mini"}`), EndOfStream: true}}}))
+	resp, err := s.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, resp.GetRequestBody(), "the in-flight request is still forwarded during the drain")
+	require.NoError(t, s.CloseSend())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after the last stream ended")
+	}
+}
