@@ -1,0 +1,233 @@
+package envoy_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/examples/devtls"
+	"github.com/tollgate-ai/tollgate/test/testutil"
+)
+
+// devTLS writes throwaway certificates; envoy --mode validate loads them.
+func devTLS(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, devtls.Write(dir, nil, time.Now()))
+	return dir
+}
+
+func validate(t *testing.T, bin, cfg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--mode", "validate", "--log-level", "warn", "-c", cfg)
+	cmd.Dir = t.TempDir() // relative paths must not resolve against the developer's checkout
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "envoy --mode validate -c %s:\n%s", cfg, out)
+	require.Contains(t, string(out), "OK", "%s", out)
+}
+
+// TestValidate runs `envoy --mode validate` on every *.yaml in this
+// directory, with the .dev/tls/ certificate paths pointed at fresh files.
+func TestValidate(t *testing.T) {
+	bin := testutil.EnvoyBinary(t)
+	files, err := filepath.Glob("*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	tlsDir := devTLS(t)
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			require.NoError(t, err)
+			cfg := filepath.Join(t.TempDir(), filepath.Base(f))
+			rendered := strings.ReplaceAll(string(src), ".dev/tls/", filepath.ToSlash(tlsDir)+"/")
+			require.NoError(t, os.WriteFile(cfg, []byte(rendered), 0o600))
+			validate(t, bin, cfg)
+		})
+	}
+	t.Run("rendered envoy.yaml", func(t *testing.T) {
+		cfg := testutil.RenderEnvoyConfig(t, "", testutil.FreeEnvoyPorts(t), tlsDir)
+		validate(t, bin, cfg)
+	})
+}
+
+// yamlLines returns the trimmed, comment-free, non-empty lines of text.
+func yamlLines(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if i := strings.Index(line, " #"); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// TestReadmeSnippets keeps the YAML in README.md from drifting away from the
+// validated envoy.yaml: every line of every yaml block must occur there.
+func TestReadmeSnippets(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	cfg, err := os.ReadFile("envoy.yaml")
+	require.NoError(t, err)
+	have := map[string]bool{}
+	for _, l := range yamlLines(string(cfg)) {
+		have[l] = true
+	}
+	blocks := strings.Split(string(readme), "```yaml\n")[1:]
+	require.NotEmpty(t, blocks, "README.md has yaml snippets")
+	for _, b := range blocks {
+		b, _, ok := strings.Cut(b, "```")
+		require.True(t, ok, "unterminated yaml block")
+		for _, l := range yamlLines(b) {
+			require.True(t, have[l], "README.md line not found in envoy.yaml: %q", l)
+		}
+	}
+}
+
+// accessLog is the subset of envoy.yaml's JSON access log the test reads.
+type accessLog struct {
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Status  int    `json:"status"`
+	Route   string `json:"route"`
+	Details string `json:"response_code_details"`
+}
+
+// TestFailClosedWithoutExtProc starts the real bootstrap with nothing on the
+// ext_proc port. Envoy must still start and answer /healthz; every other
+// request must fail closed with a JSON 503, and a client-supplied
+// x-tollgate-upstream must neither pick a route nor reach the mock upstream.
+// Nothing secret may appear in Envoy's output.
+func TestFailClosedWithoutExtProc(t *testing.T) {
+	bin := testutil.EnvoyBinary(t)
+	tlsDir := devTLS(t)
+	ports := testutil.FreeEnvoyPorts(t)
+
+	var mockHits atomic.Int32
+	mockLn, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports.Mock))
+	require.NoError(t, err)
+	mock := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mockHits.Add(1)
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, `{"reached":"mock"}`)
+	})}
+	go mock.Serve(mockLn)
+	t.Cleanup(func() { mock.Close() })
+
+	cfg := testutil.RenderEnvoyConfig(t, "", ports, tlsDir)
+	envoy := testutil.StartEnvoy(t, bin, cfg)
+
+	base := "https://127.0.0.1:" + strconv.Itoa(ports.Listener)
+	ca := filepath.Join(tlsDir, devtls.CAFile)
+	secrets := []string{"sk-virtual-SECRET1", "sk-ant-SECRET2", "azure-SECRET3", "session-SECRET4", "query-SECRET5"}
+
+	clients := []struct {
+		name   string
+		client *http.Client
+		proto  string
+	}{
+		{"h2", testutil.TLSClient(ca), "HTTP/2.0"},
+		{"http1", testutil.TLSClientHTTP1(ca), "HTTP/1.1"},
+	}
+	for _, c := range clients {
+		t.Run(c.name, func(t *testing.T) {
+			do := func(method, path, body string, hdr map[string]string) (*http.Response, []byte) {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				var rd io.Reader
+				if body != "" {
+					rd = strings.NewReader(body)
+				}
+				req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+				require.NoError(t, err)
+				for k, v := range hdr {
+					req.Header.Set(k, v)
+				}
+				resp, err := c.client.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				require.Equal(t, c.proto, resp.Proto)
+				return resp, b
+			}
+
+			// /healthz is answered by Envoy with ext_proc disabled on the route.
+			resp, body := do(http.MethodGet, "/healthz", "", map[string]string{"x-tollgate-upstream": "mock"})
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, "ok", string(body))
+
+			spoofed := map[string]string{
+				"x-tollgate-upstream": "mock",
+				"x-tollgate-anything": "1",
+				"authorization":       "Bearer " + secrets[0],
+				"x-api-key":           secrets[1],
+				"api-key":             secrets[2],
+				"cookie":              "session=" + secrets[3],
+				"content-type":        "application/json",
+			}
+			for _, r := range []struct{ method, path, body string }{
+				{http.MethodPost, "/v1/chat/completions?api-key=" + secrets[4], `{"model":"gpt-4o-mini","messages":[]}`},
+				{http.MethodGet, "/v1/models", ""},
+			} {
+				resp, body := do(r.method, r.path, r.body, spoofed)
+				require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "fail closed: %s", body)
+				require.True(t, testutil.IsJSONContentType(resp.Header.Get("content-type")), resp.Header.Get("content-type"))
+				var eb testutil.ErrorBody
+				require.NoError(t, json.Unmarshal(body, &eb), "%s", body)
+				require.Equal(t, "gateway_unavailable", eb.Error.Code)
+				require.Equal(t, "gateway_error", eb.Error.Type)
+			}
+		})
+	}
+	require.Zero(t, mockHits.Load(), "no request may reach the mock upstream without ext_proc")
+
+	// The access log (stdout, flushed every 100 ms) must show that the first
+	// route match ignored the spoofed header: the catch-all, not "mock".
+	var entries []accessLog
+	require.Eventually(t, func() bool {
+		entries = entries[:0]
+		for _, line := range strings.Split(envoy.Logs(), "\n") {
+			var e accessLog
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &e) == nil && e.Method != "" {
+				entries = append(entries, e)
+			}
+		}
+		return len(entries) >= 6
+	}, 10*time.Second, 50*time.Millisecond, "access log lines")
+	for _, e := range entries {
+		require.NotContains(t, e.Path, "?", "query strings are not logged")
+		switch e.Path {
+		case "/healthz":
+			require.Equal(t, "healthz", e.Route)
+			require.Equal(t, http.StatusOK, e.Status)
+		default:
+			require.Equal(t, "no_upstream_selected", e.Route, "client x-tollgate-upstream must be stripped before routing")
+			require.Equal(t, http.StatusServiceUnavailable, e.Status)
+			require.True(t, strings.HasPrefix(e.Details, "ext_proc_error"), e.Details)
+		}
+	}
+	logs := envoy.Logs()
+	for _, s := range secrets {
+		require.NotContains(t, logs, s, "secret in Envoy output")
+	}
+}

@@ -1,0 +1,258 @@
+// Package e2e runs Tollgate behind a real Envoy 1.40 with TLS, in front of the mock LLM.
+// Envoy is found by test/testutil (ENVOY_BIN, PATH); without it the tests skip locally and
+// fail with CI=true.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/examples/mockllm"
+	"github.com/tollgate-ai/tollgate/policy/keys"
+	"github.com/tollgate-ai/tollgate/test/testutil"
+)
+
+// stack is one running trial: mock, tollgate and Envoy, as `make run` starts them, on
+// random loopback ports.
+type stack struct {
+	root, dir, bin, cfg, keyFile string
+	base                         string // https://localhost:PORT
+	admin                        string // tollgate admin http://127.0.0.1:PORT
+	client                       *http.Client
+	mock                         *mockllm.Server
+	gate                         *flushGate
+	tollgate, envoy              *testutil.Process
+	openAIKey, anthropicKey      string
+	keys                         map[string]string // demo, disabled, expired, ...
+}
+
+var tokenRE = regexp.MustCompile(keys.TokenPattern)
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	envoyBin := testutil.EnvoyBinary(t)
+	s := &stack{root: testutil.RepoRoot(t), dir: t.TempDir(), keys: map[string]string{}}
+
+	// The tollgate binary, built as users build it.
+	s.bin = filepath.Join(s.dir, "tollgate")
+	build := exec.Command("go", "build", "-o", s.bin, "./cmd/tollgate")
+	build.Dir = s.root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	// Local-trial state (certs, pepper, mock provider keys, demo key), as `make run` makes it.
+	dev := filepath.Join(s.dir, ".dev")
+	s.run(t, "dev", "init", "--dir", dev)
+	s.keyFile = filepath.Join(dev, "keys.yaml")
+	s.keys["demo"] = strings.TrimSpace(readFile(t, filepath.Join(dev, "demo-key")))
+	s.openAIKey = strings.TrimSpace(readFile(t, filepath.Join(dev, "mock-openai-key")))
+	s.anthropicKey = strings.TrimSpace(readFile(t, filepath.Join(dev, "mock-anthropic-key")))
+
+	ports := testutil.FreeEnvoyPorts(t)
+	tgAdmin := testutil.FreePort(t)
+	s.admin = "http://127.0.0.1:" + strconv.Itoa(tgAdmin)
+
+	// examples/config.yaml, with test ports, debug logging (the leak test then covers the
+	// most verbose output) and the key file in the temp dir.
+	cfg := readFile(t, filepath.Join(s.root, "examples", "config.yaml"))
+	cfg = replaceOnce(t, cfg, "extproc: 127.0.0.1:50051", "extproc: 127.0.0.1:"+strconv.Itoa(ports.ExtProc))
+	cfg = replaceOnce(t, cfg, "admin: 127.0.0.1:9090", "admin: 127.0.0.1:"+strconv.Itoa(tgAdmin))
+	cfg = replaceOnce(t, cfg, "level: info", "level: debug")
+	cfg = replaceOnce(t, cfg, "reload_interval: 1s", "reload_interval: 200ms")
+	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "examples"), 0o755))
+	s.cfg = filepath.Join(s.dir, "examples", "config.yaml")
+	require.NoError(t, os.WriteFile(s.cfg, []byte(cfg), 0o600))
+
+	// A disabled key and an expired key, minted with the CLI.
+	s.keys["disabled"] = s.newKey(t, "--name", "disabled")
+	kf := readFile(t, s.keyFile)
+	require.NoError(t, os.WriteFile(s.keyFile, []byte(kf+"    disabled: true\n"), 0o600))
+	s.keys["expired"] = s.newKey(t, "--name", "expired", "--expires", "2020-01-01")
+	s.keys["research"] = s.newKey(t, "--name", "research", "--team", "research")
+
+	// The mock LLM, in-process so the test sees exactly what reached the upstream.
+	s.mock = mockllm.New(mockllm.Options{OpenAIKey: s.openAIKey, AnthropicKey: s.anthropicKey, Record: true, Chunks: 6})
+	s.gate = newFlushGate(s.mock)
+	lis, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports.Mock))
+	require.NoError(t, err)
+	hs := &http.Server{Handler: s.gate, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(lis) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	cmd := exec.Command(s.bin, "serve", "--config", s.cfg)
+	cmd.Env = cleanEnv()
+	s.tollgate = testutil.StartProcess(t, "tollgate", cmd)
+	testutil.WaitHTTP(t, s.admin+"/readyz", 20*time.Second)
+
+	envoyCfg := testutil.RenderEnvoyConfig(t, filepath.Join(s.root, "envoy", "envoy.yaml"), ports, filepath.Join(dev, "tls"))
+	s.envoy = testutil.StartEnvoy(t, envoyBin, envoyCfg)
+	s.base = "https://localhost:" + strconv.Itoa(ports.Listener)
+	s.client = testutil.TLSClient(filepath.Join(dev, "tls", "ca.crt"))
+	return s
+}
+
+// run runs the tollgate CLI and returns its stdout.
+func (s *stack) run(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(s.bin, args...)
+	cmd.Dir = s.dir
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	require.NoError(t, err, "tollgate %v", args)
+	return string(out)
+}
+
+// newKey mints a key for team platform (unless overridden) into the key file.
+func (s *stack) newKey(t *testing.T, args ...string) string {
+	t.Helper()
+	base := []string{"keys", "new", "--config", s.cfg, "--team", "platform", "--append", s.keyFile}
+	out := s.run(t, append(base, args...)...)
+	k := tokenRE.FindString(out)
+	require.NotEmpty(t, k, out)
+	return k
+}
+
+// cleanEnv drops real provider keys from the environment so optional providers stay off.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "OPENAI_API_KEY=") || strings.HasPrefix(kv, "ANTHROPIC_API_KEY=") || strings.HasPrefix(kv, "AZURE_OPENAI_API_KEY=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	require.Equal(t, 1, strings.Count(s, old), "expected exactly one %q", old)
+	return strings.Replace(s, old, new, 1)
+}
+
+// flushGate sits in front of the mock, records the exact bytes of each response, and can
+// hold a streamed response after its Nth flush until released, which proves that earlier
+// chunks reached the client while the upstream was still streaming.
+type flushGate struct {
+	next http.Handler
+
+	mu      sync.Mutex
+	holdAt  int           // hold after this many flushes (0: never)
+	release chan struct{} // closed to let the held response go on
+	last    []byte        // bytes of the last response
+	held    int           // responses that were held
+}
+
+func newFlushGate(next http.Handler) *flushGate { return &flushGate{next: next} }
+
+// Hold arms the gate for the next response: it stops after that many flushes that sent
+// bytes, until release is called.
+func (g *flushGate) Hold(afterFlushes int) (release func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.holdAt = afterFlushes
+	g.release = make(chan struct{})
+	ch := g.release
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// Held reports how many responses were held so far.
+func (g *flushGate) Held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held
+}
+
+// Last returns the bytes the upstream wrote in its last response.
+func (g *flushGate) Last() []byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]byte(nil), g.last...)
+}
+
+func (g *flushGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	holdAt, release := g.holdAt, g.release
+	g.holdAt = 0
+	g.mu.Unlock()
+	cw := &captureWriter{ResponseWriter: w, holdAt: holdAt, release: release, ctx: r.Context(),
+		onHold: func() { g.mu.Lock(); g.held++; g.mu.Unlock() }}
+	g.next.ServeHTTP(cw, r)
+	g.mu.Lock()
+	g.last = cw.buf
+	g.mu.Unlock()
+}
+
+type captureWriter struct {
+	http.ResponseWriter
+	buf     []byte
+	flushes int // flushes that sent new bytes
+	flushed int // len(buf) at the last flush
+	holdAt  int
+	release chan struct{}
+	ctx     context.Context
+	onHold  func()
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	c.buf = append(c.buf, b...)
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *captureWriter) Flush() {
+	hold := false
+	if len(c.buf) > c.flushed {
+		c.flushed = len(c.buf)
+		c.flushes++
+		if hold = c.holdAt > 0 && c.flushes == c.holdAt; hold {
+			c.onHold() // counted before the bytes leave, so the client can never see them first
+		}
+	}
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	if hold {
+		select {
+		case <-c.release:
+		case <-c.ctx.Done():
+		}
+	}
+}
+
+// sseEvents reads SSE events (blank-line terminated) from r, one at a time.
+type sseEvents struct{ r *bufio.Reader }
+
+func (e sseEvents) next() (string, error) {
+	var b strings.Builder
+	for {
+		line, err := e.r.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			return b.String(), err
+		}
+		if line == "\n" || line == "\r\n" {
+			return b.String(), nil
+		}
+	}
+}
