@@ -36,7 +36,9 @@ type Config struct {
 
 // ListenConfig holds the addresses tollgate listens on.
 type ListenConfig struct {
-	// ExtProc is the gRPC address Envoy connects to: host:port or unix:/path.
+	// ExtProc is the gRPC address Envoy connects to: a loopback host:port or unix:/path. It
+	// must not be reachable from the network: any caller holding a virtual key could read the
+	// provider key out of the header mutation it returns.
 	ExtProc string `mapstructure:"extproc"`
 	// Admin serves /healthz and /readyz. It must be a loopback address: there is no
 	// authentication on it.
@@ -177,10 +179,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
 	}
 
-	if err := validateListenAddr(c.Listen.ExtProc, false); err != nil {
+	if err := validateListenAddr(c.Listen.ExtProc, true); err != nil {
 		add("listen.extproc", "%v", err)
 	}
-	if err := validateListenAddr(c.Listen.Admin, true); err != nil {
+	if err := validateListenAddr(c.Listen.Admin, false); err != nil {
 		add("listen.admin", "%v", err)
 	}
 	if _, err := secrets.ParseRef(c.Security.Pepper); err != nil {
@@ -299,9 +301,9 @@ func checkModelRefs(add func(string, string, ...any), path string, names []strin
 	}
 }
 
-func validateListenAddr(addr string, loopbackOnly bool) error {
+func validateListenAddr(addr string, allowUnix bool) error {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if loopbackOnly {
+		if !allowUnix {
 			return errors.New("must be a loopback host:port")
 		}
 		if path == "" {
@@ -313,11 +315,8 @@ func validateListenAddr(addr string, loopbackOnly bool) error {
 	if err != nil || port == "" {
 		return errors.New("must be host:port or unix:/path")
 	}
-	if loopbackOnly {
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("must listen on loopback (it has no authentication)")
-		}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return errors.New("must not listen on a network address: it has no authentication")
 	}
 	return nil
 }

@@ -53,3 +53,32 @@ func TestCompileRefusesRequiredProviderWithoutCredential(t *testing.T) {
 	_, err := policy.Compile(cfg, "", policytest.Resolver(), time.Now())
 	require.ErrorContains(t, err, "providers[0].credential")
 }
+
+func TestListenAddressesStayOffTheNetwork(t *testing.T) {
+	tests := []struct {
+		extproc, admin string
+		wantErr        string
+	}{
+		{"127.0.0.1:50051", "127.0.0.1:9090", ""},
+		{"unix:/run/tollgate/extproc.sock", "[::1]:9090", ""},
+		{"localhost:50051", "localhost:9090", ""},
+		{"0.0.0.0:50051", "127.0.0.1:9090", "listen.extproc"},
+		{":50051", "127.0.0.1:9090", "listen.extproc"},
+		{"127.0.0.1:50051", "0.0.0.0:9090", "listen.admin"},
+		{"127.0.0.1:50051", "unix:/tmp/admin.sock", "listen.admin"},
+		{"unix:", "127.0.0.1:9090", "listen.extproc"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.extproc+" "+tc.admin, func(t *testing.T) {
+			cfg := policytest.BaseConfig()
+			cfg.ApplyDefaults()
+			cfg.Listen.ExtProc, cfg.Listen.Admin = tc.extproc, tc.admin
+			err := cfg.Validate()
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

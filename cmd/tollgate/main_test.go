@@ -53,6 +53,7 @@ func (s *syncBuffer) String() string {
 
 type trial struct {
 	dir, cfg, keyFile, extproc, admin string
+	target                            string // gRPC dial target for extproc
 	logs                              *syncBuffer
 }
 
@@ -64,6 +65,7 @@ func newTrial(t *testing.T) *trial {
 	require.NoError(t, run(context.Background(), []string{"dev", "init", "--dir", filepath.Join(dir, ".dev")}, &out, &out))
 	tr := &trial{dir: dir, cfg: filepath.Join(dir, "config.yaml"), keyFile: filepath.Join(dir, ".dev", "keys.yaml"),
 		extproc: freePort(t), admin: freePort(t), logs: &syncBuffer{}}
+	tr.target = tr.extproc
 	tr.writeConfig(t, "")
 	return tr
 }
@@ -114,7 +116,7 @@ func (tr *trial) start(t *testing.T) {
 // status tollgate decided (0 when it let the request continue to the body phase).
 func (tr *trial) status(t *testing.T, key string) int {
 	t.Helper()
-	conn, err := grpc.NewClient(tr.extproc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(tr.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -242,4 +244,16 @@ func TestShutdownDrainsOpenStreams(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop after the last stream ended")
 	}
+}
+
+func TestServeOnUnixSocket(t *testing.T) {
+	tr := newTrial(t)
+	sock := filepath.Join(tr.dir, "extproc.sock")
+	tr.extproc, tr.target = "unix:"+sock, "unix://"+sock
+	tr.writeConfig(t, "")
+	tr.start(t)
+	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
+	require.NoError(t, err)
+	require.Equal(t, 0, tr.status(t, strings.TrimSpace(string(demo))))
+	require.Equal(t, 401, tr.status(t, "tgk_AAAAAAAAAAAA_"+strings.Repeat("b", 49)))
 }
