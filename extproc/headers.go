@@ -10,6 +10,8 @@ const (
 	fieldRequestID     = "request_id"
 	fieldKeyID         = "key_id"
 	fieldTeam          = "team"
+	fieldMethod        = "method"
+	fieldPath          = "path"
 	fieldEndpoint      = "endpoint"
 	fieldModel         = "model"
 	fieldUpstreamModel = "upstream_model"

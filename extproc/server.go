@@ -99,6 +99,9 @@ func (s *Server) Idle() <-chan struct{} {
 
 func (s *Server) enter() {
 	s.mu.Lock()
+	if s.streams == 0 {
+		s.idle = nil // the next Idle call waits for this stream
+	}
 	s.streams++
 	s.mu.Unlock()
 }

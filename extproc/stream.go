@@ -36,6 +36,8 @@ type stream struct {
 	start time.Time
 	phase phase
 
+	method   string
+	path     string // without the query string
 	adm      *policy.Admission
 	fwd      *policy.Forward
 	reason   policy.Reason
@@ -91,6 +93,7 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processin
 		Names:       hm.Names(),
 		EndOfStream: h.GetEndOfStream(),
 	}
+	st.method, st.path = rh.Method, pathOnly(rh.Path)
 	if id := hm.Get("x-request-id"); id != "" {
 		st.log = st.log.With(zap.String(fieldRequestID, id))
 	}
@@ -162,9 +165,11 @@ func (st *stream) immediate(rep *policy.Reply) *extprocv3.ProcessingResponse {
 
 // finish writes the one summary line of the stream. It never holds content or secrets.
 func (st *stream) finish() {
-	fields := make([]zap.Field, 0, 12)
+	fields := make([]zap.Field, 0, 16)
 	fields = append(fields,
 		zap.String(fieldReason, string(st.reason)),
+		zap.String(fieldMethod, st.method),
+		zap.String(fieldPath, st.path),
 		zap.Int(fieldStatus, st.status),
 		zap.Duration(fieldDuration, st.now().Sub(st.start)),
 		zap.Int(fieldRequestBytes, st.reqBytes),

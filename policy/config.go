@@ -335,14 +335,5 @@ func validName(s string) bool {
 }
 
 func validKeyID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
+	return len(s) == keys.IDLen && validName(s) && !strings.ContainsAny(s, "._-")
 }
