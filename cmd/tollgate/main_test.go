@@ -166,6 +166,14 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	err = run(context.Background(), []string{"serve", "--config", cfg}, &out, &out)
 	require.ErrorContains(t, err, "providers[0].credential")
 	require.NotContains(t, err.Error()+out.String(), "sk-plaintext-123")
+
+	// Type errors from the decoder name the field, never the value.
+	require.NoError(t, os.WriteFile(cfg, []byte("providers:\n  - {name: x, type: openai, route: openai, credential: [sk-plaintext-456]}\nlimits: {max_request_bytes: sk-plaintext-789}\n"), 0o600))
+	err = run(context.Background(), []string{"serve", "--config", cfg}, &out, &out)
+	require.ErrorContains(t, err, "providers[0].credential")
+	require.ErrorContains(t, err, "limits.max_request_bytes")
+	require.NotContains(t, err.Error()+out.String(), "sk-plaintext-456")
+	require.NotContains(t, err.Error()+out.String(), "sk-plaintext-789")
 }
 
 func TestHotReload(t *testing.T) {
