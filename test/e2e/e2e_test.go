@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/test/testutil"
 )
 
 // promptMarker is in every prompt; the leak test looks for it in all logs.
@@ -100,6 +102,31 @@ func TestEndToEnd(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal(up.Body, &sent))
 		require.Equal(t, "mock-gpt-4o-mini", sent.Model)
+	})
+
+	t.Run("bodies without content-length are rewritten and re-framed", func(t *testing.T) {
+		for name, c := range map[string]*http.Client{
+			"h2":                 s.client,
+			"http/1.1 (chunked)": testutil.TLSClientHTTP1(s.ca),
+		} {
+			t.Run(name, func(t *testing.T) {
+				s.mock.Reset()
+				body := chatBody("fast", false)
+				// A reader without a length: no content-length header, chunked on HTTP/1.1.
+				req, err := http.NewRequest("POST", s.base+"/v1/chat/completions", io.MultiReader(strings.NewReader(body)))
+				require.NoError(t, err)
+				req.Header.Set("authorization", "Bearer "+s.keys["demo"])
+				req.Header.Set("content-type", "application/json")
+				resp, err := c.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				require.Equal(t, 200, resp.StatusCode, "body: %s", b)
+				reqs := s.mock.Requests()
+				require.Len(t, reqs, 1)
+				require.Equal(t, strings.Replace(body, `"model":"fast"`, `"model":"mock-gpt-4o-mini"`, 1), string(reqs[0].Body))
+			})
+		}
 	})
 
 	t.Run("refused keys get JSON 401 and never reach the upstream", func(t *testing.T) {

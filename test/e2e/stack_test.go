@@ -29,6 +29,7 @@ import (
 // random loopback ports.
 type stack struct {
 	root, dir, bin, cfg, keyFile string
+	ca                           string // dev CA certificate file
 	base                         string // https://localhost:PORT
 	admin                        string // tollgate admin http://127.0.0.1:PORT
 	client                       *http.Client
@@ -100,7 +101,8 @@ func startStack(t *testing.T) *stack {
 	envoyCfg := testutil.RenderEnvoyConfig(t, filepath.Join(s.root, "envoy", "envoy.yaml"), ports, filepath.Join(dev, "tls"))
 	s.envoy = testutil.StartEnvoy(t, envoyBin, envoyCfg)
 	s.base = "https://localhost:" + strconv.Itoa(ports.Listener)
-	s.client = testutil.TLSClient(filepath.Join(dev, "tls", "ca.crt"))
+	s.ca = filepath.Join(dev, "tls", "ca.crt")
+	s.client = testutil.TLSClient(s.ca)
 	return s
 }
 
