@@ -10,6 +10,7 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,9 +34,10 @@ type Source interface {
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
-	src Source
-	log *zap.Logger
-	now func() time.Time
+	src     Source
+	log     *zap.Logger
+	now     func() time.Time
+	metrics *Metrics
 
 	mu      sync.Mutex
 	streams int
@@ -53,6 +55,9 @@ func New(src Source, log *zap.Logger, opts ...Option) *Server {
 	s := &Server{src: src, log: log.Named("extproc"), now: time.Now}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	return s
 }
@@ -128,8 +133,11 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		// No config has ever loaded: refuse, Envoy fails closed (status_on_error).
 		return status.Error(codes.Unavailable, "no configuration loaded")
 	}
-	st := newStream(snap, s.log, s.now)
-	defer st.finish()
+	st := newStream(srv.Context(), snap, s.log, s.now)
+	defer func() {
+		st.finish()
+		s.metrics.observe(st)
+	}()
 
 	for {
 		req, err := srv.Recv()

@@ -40,7 +40,11 @@ type harness struct {
 // newHarness serves the ext_proc service over bufconn with debug logging captured.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	fx := policytest.New(t)
+	return serve(t, policytest.New(t))
+}
+
+func serve(t testing.TB, fx *policytest.Fixture) *harness {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	srv := extproc.New(fixedSource{fx.Snapshot}, zap.New(core), extproc.WithClock(func() time.Time { return fx.Now }))
 	lis := bufconn.Listen(1 << 20)

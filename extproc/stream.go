@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,7 +15,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate-ai/tollgate/policy"
+	"github.com/tollgate-ai/tollgate/policy/llm"
 )
+
+// settleTimeout bounds the ledger write at the end of a stream.
+const settleTimeout = 2 * time.Second
 
 // phase is where a stream is in the HTTP exchange. Envoy sends request headers, then (for a
 // BUFFERED body) one request body message, then response headers and streamed chunks.
@@ -30,6 +35,7 @@ const (
 
 // stream is the state of one ext_proc stream (one HTTP request). It is used by one goroutine.
 type stream struct {
+	ctx   context.Context
 	snap  *policy.Snapshot
 	log   *zap.Logger
 	now   func() time.Time
@@ -40,6 +46,9 @@ type stream struct {
 	path     string // without the query string
 	adm      *policy.Admission
 	fwd      *policy.Forward
+	hold     *policy.Hold
+	limit    *policy.TrippedLimit
+	usage    *llm.UsageParser
 	reason   policy.Reason
 	status   int // HTTP status sent to the client (ours, or the upstream's)
 	reqBytes int
@@ -49,8 +58,8 @@ type stream struct {
 	firstByte time.Duration
 }
 
-func newStream(snap *policy.Snapshot, log *zap.Logger, now func() time.Time) *stream {
-	return &stream{snap: snap, log: log, now: now, start: now()}
+func newStream(ctx context.Context, snap *policy.Snapshot, log *zap.Logger, now func() time.Time) *stream {
+	return &stream{ctx: ctx, snap: snap, log: log, now: now, start: now()}
 }
 
 // protoError is a protocol fault: Envoy sent something this state cannot accept. It fails the
@@ -126,7 +135,14 @@ func (st *stream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRespo
 	if rep != nil {
 		return st.immediate(rep), nil
 	}
-	st.fwd = fwd
+	hold, rep := st.snap.Reserve(st.ctx, st.adm, fwd, st.now())
+	if rep != nil {
+		return st.immediate(rep), nil
+	}
+	if hold != nil && hold.FailedOpen {
+		st.log.Warn("budget ledger unavailable; limits configured to fail open let the request through")
+	}
+	st.fwd, st.hold = fwd, hold
 	st.reason = policy.ReasonOK
 	st.phase = phaseForwarded
 	return forwardResponse(st.adm, fwd), nil
@@ -139,6 +155,8 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	hm := newHeaderMap(h.GetHeaders())
 	st.status, _ = strconv.Atoi(hm.Get(":status"))
 	st.phase = phaseResponseBody
+	ct := hm.Get("content-type")
+	st.usage = llm.NewUsageParser(st.fwd.Endpoint, strings.HasPrefix(strings.ToLower(ct), "text/event-stream"))
 	if h.GetEndOfStream() {
 		st.respEOS = true
 	}
@@ -151,13 +169,48 @@ func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
 		st.firstByte = st.now().Sub(st.start)
 	}
 	st.respBytes += int64(len(b.GetBody()))
+	if st.usage != nil {
+		st.usage.Feed(b.GetBody())
+	}
 	if b.GetEndOfStream() {
 		st.respEOS = true
 	}
 }
 
+// settle charges the reservation once the stream is over, on a context detached from the
+// stream (which is already cancelled when the client went away).
+func (st *stream) settle() []zap.Field {
+	if st.hold == nil {
+		return nil
+	}
+	var u llm.Usage
+	seen := false
+	if st.usage != nil {
+		st.usage.Finish()
+		u, seen = st.usage.Usage()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), settleTimeout)
+	defer cancel()
+	res, err := st.hold.Settle(ctx, u, seen, st.status)
+	fields := []zap.Field{
+		zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros),
+		zap.Int64(fieldCostMicros, res.CostMicros),
+		zap.Int64(fieldTokens, res.Tokens),
+		zap.String(fieldSettleRule, res.Rule),
+	}
+	if seen {
+		fields = append(fields, zap.Int64(fieldInputTokens, u.InputTokens), zap.Int64(fieldOutputTokens, u.OutputTokens),
+			zap.Int64(fieldCachedTokens, u.CachedInputTokens+u.CacheWriteTokens))
+	}
+	if err != nil {
+		st.log.Error("budget settle failed; the reservation expires on its own", zap.Error(err))
+	}
+	return fields
+}
+
 func (st *stream) immediate(rep *policy.Reply) *extprocv3.ProcessingResponse {
 	st.reason = rep.Reason
+	st.limit = rep.Limit
 	st.status = rep.Status
 	st.phase = phaseDone
 	return immediateResponse(rep)
@@ -178,6 +231,7 @@ func (st *stream) finish() {
 	if st.adm != nil {
 		fields = append(fields, zap.String(fieldEndpoint, st.adm.Endpoint.String()))
 	}
+	fields = append(fields, st.settle()...)
 	if st.fwd != nil {
 		fields = append(fields,
 			zap.String(fieldModel, st.fwd.Model),

@@ -21,7 +21,7 @@ type Config struct {
 	Listen    ListenConfig     `mapstructure:"listen"`
 	Log       LogConfig        `mapstructure:"log"`
 	Security  SecurityConfig   `mapstructure:"security"`
-	Limits    LimitsConfig     `mapstructure:"limits"`
+	Limits    RequestLimits    `mapstructure:"limits"`
 	Providers []ProviderConfig `mapstructure:"providers"`
 	Models    []ModelConfig    `mapstructure:"models"`
 	Teams     []TeamConfig     `mapstructure:"teams"`
@@ -30,6 +30,8 @@ type Config struct {
 	// from the main file (for example a mounted Secret). Relative paths are resolved against
 	// the directory of the main config file.
 	KeyFiles []string `mapstructure:"key_files"`
+	// Budget configures the spend and rate-limit ledger.
+	Budget BudgetConfig `mapstructure:"budget"`
 	// Reload is how often the config file (and key files) are checked for changes.
 	Reload time.Duration `mapstructure:"reload_interval"`
 }
@@ -60,8 +62,8 @@ type SecurityConfig struct {
 	Pepper string `mapstructure:"pepper"`
 }
 
-// LimitsConfig holds request size limits.
-type LimitsConfig struct {
+// RequestLimits holds request size limits.
+type RequestLimits struct {
 	// MaxRequestBytes is the largest request body tollgate accepts (413 above it). Keep it at
 	// or below Envoy's request_body_buffer_limit.
 	MaxRequestBytes int `mapstructure:"max_request_bytes"`
@@ -99,6 +101,11 @@ type ModelConfig struct {
 	Provider string   `mapstructure:"provider"`
 	Upstream string   `mapstructure:"upstream_model"` // defaults to Name; Azure: the deployment
 	Aliases  []string `mapstructure:"aliases"`
+	// Pricing overrides the shipped catalog (looked up by upstream model name).
+	Pricing *PricingConfig `mapstructure:"pricing"`
+	// MaxOutputTokens is the output reserved for a request that sets no max_tokens (and, with
+	// budget.inject_max_tokens, the cap written into it). Default budget.default_max_output_tokens.
+	MaxOutputTokens int64 `mapstructure:"max_output_tokens"`
 }
 
 // TeamConfig groups keys; Models, when set, is the team's allow-list.
@@ -106,17 +113,20 @@ type TeamConfig struct {
 	Name     string   `mapstructure:"name"`
 	Models   []string `mapstructure:"models"`
 	Disabled bool     `mapstructure:"disabled"`
+	// Limits apply to the whole team, on top of each key's own.
+	Limits LimitsConfig `mapstructure:"limits"`
 }
 
 // KeyConfig is one virtual key, stored only as the HMAC of its secret.
 type KeyConfig struct {
-	ID       string    `mapstructure:"id"`
-	Name     string    `mapstructure:"name"`
-	Team     string    `mapstructure:"team"`
-	Hash     string    `mapstructure:"hash"`
-	Models   []string  `mapstructure:"models"`
-	Disabled bool      `mapstructure:"disabled"`
-	Expires  time.Time `mapstructure:"expires"`
+	ID       string       `mapstructure:"id"`
+	Name     string       `mapstructure:"name"`
+	Team     string       `mapstructure:"team"`
+	Hash     string       `mapstructure:"hash"`
+	Models   []string     `mapstructure:"models"`
+	Disabled bool         `mapstructure:"disabled"`
+	Expires  time.Time    `mapstructure:"expires"`
+	Limits   LimitsConfig `mapstructure:"limits"`
 }
 
 // Defaults for unset fields.
@@ -160,6 +170,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Reload == 0 {
 		c.Reload = DefaultReload
 	}
+	c.Budget.applyDefaults()
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if p.Type == ProviderAnthropic && p.AnthropicVersion == "" {
@@ -273,6 +284,7 @@ func (c *Config) Validate() error {
 		checkModelRefs(add, path+".models", t.Models, public)
 	}
 
+	c.validateBudget(add)
 	ids := map[string]bool{}
 	for i, k := range c.Keys {
 		path := fmt.Sprintf("keys[%d]", i)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/llm"
 )
@@ -48,6 +49,14 @@ type Reply struct {
 	Reason  Reason
 	Headers []Header
 	Body    []byte
+	// Limit names the limit that tripped, for a 429.
+	Limit *TrippedLimit
+}
+
+// TrippedLimit identifies a limit by scope ("key" or "team") and kind ("usd_per_day"...).
+type TrippedLimit struct {
+	Scope string
+	Kind  string
 }
 
 // Admission is what the headers phase learned about an admitted request.
@@ -73,6 +82,11 @@ type Forward struct {
 	RemoveHeaders []string
 	// Body is the rewritten body, nil when the body is forwarded unchanged.
 	Body []byte
+	// Endpoint selects the usage parser for the response.
+	Endpoint llm.Endpoint
+	// Estimate is what the budget reserves for this request.
+	Estimate Estimate
+	price    budget.Price
 }
 
 // Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
@@ -180,12 +194,13 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, a.deny(http.StatusServiceUnavailable, ReasonProviderUnavailable, "the provider for this model is not configured")
 	}
 
-	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream}
-	out := req.WithModel(body, m.upstream)
-	if out == nil {
-		// The model's position did not fit the body: never forward an unrewritten body.
-		return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
+	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
+		Endpoint: a.Endpoint, price: m.price}
+	out, maxOut, rep := s.rewrite(a, p, m, req, body)
+	if rep != nil {
+		return nil, rep
 	}
+	f.Estimate = estimate(len(out), maxOut, m.price)
 	if len(out) != len(body) || &out[0] != &body[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})
@@ -216,6 +231,64 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	}
 	f.RemoveHeaders = append(f.RemoveHeaders, a.strip...)
 	return f, nil
+}
+
+// rewrite applies the body changes, re-parsing after each so byte spans stay exact: the
+// upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
+// usage can be settled), and, when configured, the output cap that was reserved. It returns
+// the body and the output tokens to reserve.
+func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte) ([]byte, int64, *Reply) {
+	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
+	out := req.WithModel(body, m.upstream)
+	if out == nil {
+		// The model's position did not fit the body: never forward an unrewritten body.
+		return nil, 0, internal()
+	}
+	reparse := func() bool {
+		var err error
+		req, err = llm.ParseRequest(out)
+		return err == nil
+	}
+	if len(out) != len(body) && !reparse() {
+		return nil, 0, internal()
+	}
+	if req.Stream && !req.IncludeUsage && p.typ != ProviderAnthropic &&
+		(a.Endpoint == llm.ChatCompletions || a.Endpoint == llm.Completions) {
+		var err error
+		if out, err = req.WithIncludeUsage(out); err != nil {
+			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
+		}
+		if !reparse() {
+			return nil, 0, internal()
+		}
+	}
+	maxOut := req.MaxTokens
+	if a.Endpoint == llm.Embeddings {
+		return out, 0, nil
+	}
+	if maxOut == 0 {
+		maxOut = m.maxOut
+		if field := maxTokensField(a.Endpoint, p.typ); s.budget != nil && s.budget.inject && field != "" {
+			out = req.WithMaxTokens(out, field, maxOut)
+		}
+	}
+	return out, maxOut, nil
+}
+
+// maxTokensField is the request field that caps output for an endpoint and provider.
+func maxTokensField(e llm.Endpoint, typ string) string {
+	switch e {
+	case llm.ChatCompletions:
+		if typ == ProviderOpenAICompatible {
+			return "max_tokens" // vLLM, Ollama and most compatible servers
+		}
+		return "max_completion_tokens"
+	case llm.Completions, llm.Messages:
+		return "max_tokens"
+	case llm.Responses:
+		return "max_output_tokens"
+	}
+	return ""
 }
 
 // allowed applies the key's and the team's model allow-lists (both must admit the model).

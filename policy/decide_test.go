@@ -124,7 +124,9 @@ func TestRouteOpenAI(t *testing.T) {
 	ae, _ := header(f, "accept-encoding")
 	require.Equal(t, "identity", ae)
 	require.ElementsMatch(t, []string{"x-api-key", "api-key", "x-tollgate-debug"}, f.RemoveHeaders)
-	require.JSONEq(t, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`, string(f.Body))
+	// The alias is rewritten, and include_usage is added so the stream can be settled; the rest
+	// stays byte-identical.
+	require.Equal(t, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`, string(f.Body))
 	cl, _ := header(f, "content-length")
 	require.Equal(t, strconv.Itoa(len(f.Body)), cl)
 }

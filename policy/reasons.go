@@ -25,5 +25,7 @@ const (
 	ReasonModelNotAllowed      Reason = "model_not_allowed"
 	ReasonWrongAPI             Reason = "endpoint_not_supported_by_model"
 	ReasonProviderUnavailable  Reason = "provider_unavailable"
+	ReasonLimitExceeded        Reason = "limit_exceeded"
+	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
 )

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/llm"
 	"github.com/tollgate-ai/tollgate/policy/secrets"
@@ -21,6 +22,7 @@ type Snapshot struct {
 	providers map[string]*provider
 	ordered   []*model // canonical models, config order (for /v1/models)
 	maxBody   int
+	budget    *budgetPolicy
 	// Loaded is when the snapshot was compiled.
 	Loaded time.Time
 	// Warnings lists non-fatal problems found while compiling (for example an optional
@@ -39,6 +41,8 @@ type model struct {
 	upstream string
 	provider *provider
 	created  int64
+	price    budget.Price
+	maxOut   int64 // output tokens reserved when the request sets no cap
 }
 
 // provider holds the decrypted credential in memory only. It has no String method on
@@ -62,10 +66,14 @@ type Resolver interface {
 // Compile validates cfg, resolves its secret references against baseDir (the directory of
 // the config file) and builds a Snapshot. Keys may come from cfg.Keys and from extra key
 // files already merged into cfg.Keys by the caller.
-func Compile(cfg Config, baseDir string, res Resolver, now time.Time) (*Snapshot, error) {
+func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...CompileOption) (*Snapshot, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var co compileOptions
+	for _, o := range opts {
+		o(&co)
 	}
 	s := &Snapshot{
 		teams:     map[string]*team{},
@@ -102,12 +110,22 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time) (*Snapshot
 		s.providers[p.name] = p
 	}
 
+	catalog := budget.DefaultCatalog()
+	ignore := func(string, string, ...any) {} // Validate already reported every problem
 	for _, mc := range cfg.Models {
 		up := mc.Upstream
 		if up == "" {
 			up = mc.Name
 		}
-		m := &model{public: mc.Name, upstream: up, provider: s.providers[mc.Provider], created: now.Unix()}
+		m := &model{public: mc.Name, upstream: up, provider: s.providers[mc.Provider], created: now.Unix(),
+			maxOut: mc.MaxOutputTokens}
+		m.price, _ = budget.Lookup(catalog, up)
+		if mc.Pricing != nil {
+			m.price = mc.Pricing.compile("", ignore)
+		}
+		if m.maxOut == 0 {
+			m.maxOut = cfg.Budget.DefaultMaxOutputTokens
+		}
 		s.ordered = append(s.ordered, m)
 		s.models[mc.Name] = m
 		for _, a := range mc.Aliases {
@@ -140,7 +158,43 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time) (*Snapshot
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	s.keys = store
+	if s.budget, err = compileBudget(cfg, co, ignore); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// compileBudget builds the limits tables; it needs a ledger only when some limit is set.
+func compileBudget(cfg Config, co compileOptions, ignore func(string, string, ...any)) (*budgetPolicy, error) {
+	loc, err := time.LoadLocation(cfg.Budget.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("budget.timezone: %w", err)
+	}
+	bp := &budgetPolicy{ledger: co.ledger, loc: loc, hold: cfg.Budget.Hold, inject: cfg.Budget.InjectMaxTokens,
+		failOpen: map[budget.Kind]bool{}, keyLimits: map[string]budget.Limits{}, teamLimits: map[string]budget.Limits{},
+		newID: co.newID}
+	if bp.newID == nil {
+		bp.newID = randomID
+	}
+	for _, k := range cfg.Budget.FailOpen {
+		if kind, ok := kindByName(k); ok {
+			bp.failOpen[kind] = true
+		}
+	}
+	for _, t := range cfg.Teams {
+		if l := t.Limits.compile("", ignore); !isZero(l) {
+			bp.teamLimits[t.Name], bp.anyLimits = l, true
+		}
+	}
+	for _, k := range cfg.Keys {
+		if l := k.Limits.compile("", ignore); !isZero(l) {
+			bp.keyLimits[k.ID], bp.anyLimits = l, true
+		}
+	}
+	if bp.anyLimits && bp.ledger == nil {
+		return nil, errNoLedger
+	}
+	return bp, nil
 }
 
 // canonicalSet maps public names and aliases to canonical model names; nil for an empty list

@@ -93,6 +93,6 @@ func stringToTimeHook(from, to reflect.Type, data any) (any, error) {
 }
 
 // compile turns a read config into a snapshot, resolving secret references.
-func compile(l *loaded, now time.Time) (*policy.Snapshot, error) {
-	return policy.Compile(l.cfg, l.dir, secrets.Resolver{}, now)
+func compile(l *loaded, now time.Time, opts ...policy.CompileOption) (*policy.Snapshot, error) {
+	return policy.Compile(l.cfg, l.dir, secrets.Resolver{}, now, opts...)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,18 +17,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
 	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/policy"
+	"github.com/tollgate-ai/tollgate/policy/budget"
 )
 
 // gateway holds the snapshot in force and the reload state.
 type gateway struct {
 	path    string
 	log     *zap.Logger
+	ledger  budget.Ledger
 	snap    atomic.Pointer[policy.Snapshot]
 	files   atomic.Pointer[[]string]
 	ready   atomic.Bool
@@ -45,7 +51,7 @@ func (g *gateway) load() error {
 	if err != nil {
 		return err
 	}
-	s, err := compile(l, time.Now())
+	s, err := compile(l, time.Now(), policy.WithLedger(g.ledger))
 	if err != nil {
 		return err
 	}
@@ -160,11 +166,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 
-	g := &gateway{path: *cfgPath, log: log.Named("config")}
+	cfg := l.cfg
+	ledger, closeLedger, err := openLedger(ctx, cfg.Budget, l.dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeLedger(); err != nil {
+			log.Error("closing the budget ledger", zap.Error(err))
+		}
+	}()
+	g := &gateway{path: *cfgPath, log: log.Named("config"), ledger: ledger}
 	if err := g.load(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	cfg := l.cfg
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tollgate_config_reloads_total", Help: "Config reloads that took effect.",
+	}, func() float64 { return float64(g.reloads.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tollgate_config_reload_failures_total", Help: "Config reloads refused; the last good config kept serving.",
+	}, func() float64 { return float64(g.failed.Load()) }))
 
 	lis, err := listen(cfg.Listen.ExtProc)
 	if err != nil {
@@ -176,10 +199,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen.admin: %w", err)
 	}
 
-	srv := extproc.New(g, log)
+	srv := extproc.New(g, log, extproc.WithMetrics(extproc.NewMetrics(reg)))
 	gs := grpc.NewServer(extproc.GRPCServerOptions()...)
 	srv.Register(gs)
-	admin := &http.Server{Handler: adminHandler(g), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminHandler(g, reg), ReadHeaderTimeout: 5 * time.Second}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -226,10 +249,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serveErr
 }
 
-// adminHandler serves liveness and readiness. It listens on loopback only (Validate enforces
-// it) and exposes nothing about keys or traffic.
-func adminHandler(g *gateway) http.Handler {
+// adminHandler serves liveness, readiness, metrics and the usage report. It listens on
+// loopback only (Validate enforces it). Nothing it serves holds a key or content: the usage
+// report names keys by their public id.
+func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /usage", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		rep, err := g.Snapshot().UsageReport(ctx, time.Now())
+		if err != nil {
+			g.log.Error("usage report", zap.Error(err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":"budget ledger unavailable"}`+"\n")
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"limits": rep})
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("content-type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")

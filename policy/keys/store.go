@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -139,3 +140,16 @@ func (s *Store) Verify(now time.Time, tok Token) (*Record, error) {
 
 // Len returns the number of records in the store.
 func (s *Store) Len() int { return len(s.byID) }
+
+// Records returns the records sorted by id. They are shared: callers must not modify them.
+func (s *Store) Records() []*Record {
+	out := make([]*Record, 0, len(s.byID))
+	for _, r := range s.byID {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Record) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Lookup returns the record with id, or nil. It is for reports, never for authentication.
+func (s *Store) Lookup(id string) *Record { return s.byID[id] }

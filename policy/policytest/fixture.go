@@ -3,10 +3,13 @@ package policytest
 
 import (
 	"crypto/rand"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tollgate-ai/tollgate/policy"
+	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/secrets"
 )
@@ -48,7 +51,7 @@ func Resolver() secrets.Resolver {
 func BaseConfig() policy.Config {
 	return policy.Config{
 		Security: policy.SecurityConfig{Pepper: "env:TG_PEPPER"},
-		Limits:   policy.LimitsConfig{MaxRequestBytes: 64 << 10},
+		Limits:   policy.RequestLimits{MaxRequestBytes: 64 << 10},
 		Providers: []policy.ProviderConfig{
 			{Name: "oai", Type: policy.ProviderOpenAI, Route: "openai", Credential: "env:TG_OPENAI_KEY"},
 			{Name: "ant", Type: policy.ProviderAnthropic, Route: "anthropic", Credential: "env:TG_ANTHROPIC_KEY"},
@@ -75,6 +78,46 @@ func BaseConfig() policy.Config {
 // New compiles BaseConfig with a set of generated keys.
 func New(t testing.TB) *Fixture {
 	t.Helper()
+	return build(t, nil, nil)
+}
+
+// NewWithBudget is New with budgets: gpt-4o-mini costs 1 micro-dollar per input and 2 per
+// output token, team platform has 1000 requests per minute and $0.001 (1000 micro-dollars)
+// per day, key "limited" has 100000 tokens per minute. mutate may change the config before
+// it is compiled; reservation ids are res-1, res-2, ...
+func NewWithBudget(t testing.TB, l budget.Ledger, mutate func(*policy.Config)) *Fixture {
+	t.Helper()
+	return build(t, func(cfg *policy.Config) {
+		cfg.Models[0].Pricing = &policy.PricingConfig{Input: "1", Output: "2"}
+		for _, i := range []int{3, 4, 5} { // an Azure deployment and self-hosted models have no catalog price
+			cfg.Models[i].Pricing = &policy.PricingConfig{Input: "0.5", Output: "0.5"}
+		}
+		cfg.Teams[0].Limits = policy.LimitsConfig{RequestsPerMinute: 1000, USDPerDay: "0.001"}
+		for i := range cfg.Keys {
+			if cfg.Keys[i].Name == "limited" {
+				cfg.Keys[i].Limits = policy.LimitsConfig{TokensPerMinute: 100000}
+			}
+		}
+		if mutate != nil {
+			mutate(cfg)
+		}
+	}, []policy.CompileOption{policy.WithLedger(l), policy.WithIDs(sequence("res-"))})
+}
+
+// sequence returns an id source prefix-1, prefix-2, ...
+func sequence(prefix string) func() string {
+	var mu sync.Mutex
+	n := 0
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return prefix + strconv.Itoa(n)
+	}
+}
+
+func build(t testing.TB, mutate func(*policy.Config), opts []policy.CompileOption) *Fixture {
+	t.Helper()
 	f := &Fixture{Config: BaseConfig(), Keys: map[string]string{}, IDs: map[string]string{},
 		Now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	add := func(name, team string, models []string, disabled bool, expires time.Time) {
@@ -95,7 +138,10 @@ func New(t testing.TB) *Fixture {
 	add("expired", "platform", nil, false, f.Now.Add(-time.Hour))
 	add("research", "research", nil, false, f.Now.Add(time.Hour))
 	add("frozen", "frozen", nil, false, time.Time{})
-	s, err := policy.Compile(f.Config, "", Resolver(), f.Now)
+	if mutate != nil {
+		mutate(&f.Config)
+	}
+	s, err := policy.Compile(f.Config, "", Resolver(), f.Now, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,82 @@
+package extproc_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/policy"
+	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/policytest"
+)
+
+func teamUSD(t *testing.T, h *harness) policy.UsageEntry {
+	t.Helper()
+	rep, err := h.fx.Snapshot.UsageReport(context.Background(), h.fx.Now)
+	require.NoError(t, err)
+	for _, e := range rep {
+		if e.Scope == "team" && e.Limit == "usd_per_day" {
+			return e
+		}
+	}
+	t.Fatal("no team usd_per_day counter")
+	return policy.UsageEntry{}
+}
+
+func TestStreamSettlesReportedUsage(t *testing.T) {
+	h := serve(t, policytest.NewWithBudget(t, budget.NewMemoryLedger(), nil))
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	resp := roundTrip(t, s, reqBody(`{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[]}`))
+	require.Contains(t, string(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"stream_options":{"include_usage":true}`)
+	require.Positive(t, teamUSD(t, h).Reserved, "reserved while the stream is open")
+
+	roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
+	stream := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}\n\ndata: [DONE]\n\n"
+	for i := 0; i < len(stream); i += 9 { // split mid-event
+		end := min(i+9, len(stream))
+		roundTrip(t, s, respBody(stream[i:end], end == len(stream)))
+	}
+	require.NoError(t, s.CloseSend())
+	_, _ = s.Recv()
+	h.waitIdle(t)
+
+	e := teamUSD(t, h)
+	require.Equal(t, int64(12*1+7*2), e.Used, "settled to the reported usage at 1 and 2 micro-dollars per token")
+	require.Zero(t, e.Reserved)
+	line := h.logs.FilterMessage("request").All()[0].ContextMap()
+	require.Equal(t, "usage", line["settle_rule"])
+	require.EqualValues(t, 26, line["cost_usd_micros"])
+}
+
+func TestAbortSettlesFullReservation(t *testing.T) {
+	h := serve(t, policytest.NewWithBudget(t, budget.NewMemoryLedger(), nil))
+	s, cancel := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	roundTrip(t, s, reqBody(`{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[]}`))
+	roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
+	roundTrip(t, s, respBody("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n", false))
+	reserved := teamUSD(t, h).Reserved
+	cancel() // the client went away before any usage arrived
+	h.waitIdle(t)
+	e := teamUSD(t, h)
+	require.Equal(t, reserved, e.Used, "no usage seen: the full reservation is charged")
+	require.Zero(t, e.Reserved, "nothing stays reserved")
+}
+
+func TestBudgetRefusalIs429(t *testing.T) {
+	h := serve(t, policytest.NewWithBudget(t, budget.NewMemoryLedger(), nil))
+	big := `{"model":"gpt-4o-mini","max_tokens":5000,"messages":[]}` // 10000+ micro-dollars > 1000
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	ir := roundTrip(t, s, reqBody(big)).GetImmediateResponse()
+	require.EqualValues(t, 429, ir.GetStatus().GetCode())
+	hdr := setHeaders(ir.GetHeaders())
+	require.NotEmpty(t, hdr["retry-after"])
+	require.Equal(t, "1000", hdr["x-ratelimit-limit-usd"])
+	require.True(t, strings.Contains(string(ir.GetBody()), "usd_per_day"))
+	requireRawValuesOnly(t, ir.GetHeaders())
+}
