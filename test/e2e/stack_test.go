@@ -6,6 +6,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -36,14 +37,30 @@ type stack struct {
 	mock                         *mockllm.Server
 	gate                         *flushGate
 	tollgate, envoy              *testutil.Process
+	tollgates                    []*testutil.Process // every replica; tollgate is the first
+	cfgs, admins                 []string            // per replica
 	openAIKey, anthropicKey      string
 	keys                         map[string]string // demo, disabled, expired, ...
 }
 
 var tokenRE = regexp.MustCompile(keys.TokenPattern)
 
-func startStack(t *testing.T) *stack {
+// stackOptions vary the trial: edits to examples/config.yaml and the number of tollgate
+// replicas behind Envoy (they share the key file, the pepper and, when configured, a ledger).
+type stackOptions struct {
+	edit      func(cfg string) string
+	tollgates int
+}
+
+func startStack(t *testing.T, opts ...stackOptions) *stack {
 	t.Helper()
+	var o stackOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.tollgates == 0 {
+		o.tollgates = 1
+	}
 	envoyBin := testutil.EnvoyBinary(t)
 	s := &stack{root: testutil.RepoRoot(t), dir: t.TempDir(), keys: map[string]string{}}
 
@@ -63,19 +80,34 @@ func startStack(t *testing.T) *stack {
 	s.anthropicKey = strings.TrimSpace(readFile(t, filepath.Join(dev, "mock-anthropic-key")))
 
 	ports := testutil.FreeEnvoyPorts(t)
-	tgAdmin := testutil.FreePort(t)
-	s.admin = "http://127.0.0.1:" + strconv.Itoa(tgAdmin)
-
 	// examples/config.yaml, with test ports, debug logging (the leak test then covers the
-	// most verbose output) and the key file in the temp dir.
-	cfg := readFile(t, filepath.Join(s.root, "examples", "config.yaml"))
-	cfg = replaceOnce(t, cfg, "extproc: 127.0.0.1:50051", "extproc: 127.0.0.1:"+strconv.Itoa(ports.ExtProc))
-	cfg = replaceOnce(t, cfg, "admin: 127.0.0.1:9090", "admin: 127.0.0.1:"+strconv.Itoa(tgAdmin))
-	cfg = replaceOnce(t, cfg, "level: info", "level: debug")
-	cfg = replaceOnce(t, cfg, "reload_interval: 1s", "reload_interval: 200ms")
+	// most verbose output) and the key file in the temp dir. Replica i > 0 gets its own file
+	// with its own ports.
+	base := readFile(t, filepath.Join(s.root, "examples", "config.yaml"))
+	base = replaceOnce(t, base, "level: info", "level: debug")
+	base = replaceOnce(t, base, "reload_interval: 1s", "reload_interval: 200ms")
+	if o.edit != nil {
+		base = o.edit(base)
+	}
 	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "examples"), 0o755))
-	s.cfg = filepath.Join(s.dir, "examples", "config.yaml")
-	require.NoError(t, os.WriteFile(s.cfg, []byte(cfg), 0o600))
+	extprocPorts := []int{ports.ExtProc}
+	for i := range o.tollgates {
+		if i > 0 {
+			extprocPorts = append(extprocPorts, testutil.FreePort(t))
+		}
+		admin := testutil.FreePort(t)
+		s.admins = append(s.admins, "http://127.0.0.1:"+strconv.Itoa(admin))
+		cfg := replaceOnce(t, base, "extproc: 127.0.0.1:50051", "extproc: 127.0.0.1:"+strconv.Itoa(extprocPorts[i]))
+		cfg = replaceOnce(t, cfg, "admin: 127.0.0.1:9090", "admin: 127.0.0.1:"+strconv.Itoa(admin))
+		name := "config.yaml"
+		if i > 0 {
+			name = "config-" + strconv.Itoa(i) + ".yaml"
+		}
+		path := filepath.Join(s.dir, "examples", name)
+		require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+		s.cfgs = append(s.cfgs, path)
+	}
+	s.cfg, s.admin = s.cfgs[0], s.admins[0]
 
 	// A disabled key and an expired key, minted with the CLI.
 	s.keys["disabled"] = s.newKey(t, "--name", "disabled")
@@ -93,17 +125,49 @@ func startStack(t *testing.T) *stack {
 	go func() { _ = hs.Serve(lis) }()
 	t.Cleanup(func() { _ = hs.Close() })
 
-	cmd := exec.Command(s.bin, "serve", "--config", s.cfg)
-	cmd.Env = cleanEnv()
-	s.tollgate = testutil.StartProcess(t, "tollgate", cmd)
-	testutil.WaitHTTP(t, s.admin+"/readyz", 20*time.Second)
+	for i, cfg := range s.cfgs {
+		cmd := exec.Command(s.bin, "serve", "--config", cfg)
+		cmd.Env = cleanEnv()
+		p := testutil.StartProcess(t, "tollgate-"+strconv.Itoa(i), cmd)
+		s.tollgates = append(s.tollgates, p)
+		testutil.WaitHTTP(t, s.admins[i]+"/readyz", 20*time.Second)
+	}
+	s.tollgate = s.tollgates[0]
 
 	envoyCfg := testutil.RenderEnvoyConfig(t, filepath.Join(s.root, "envoy", "envoy.yaml"), ports, filepath.Join(dev, "tls"))
+	if len(extprocPorts) > 1 {
+		addExtProcEndpoints(t, envoyCfg, extprocPorts)
+	}
 	s.envoy = testutil.StartEnvoy(t, envoyBin, envoyCfg)
 	s.base = "https://localhost:" + strconv.Itoa(ports.Listener)
 	s.ca = filepath.Join(dev, "tls", "ca.crt")
 	s.client = testutil.TLSClient(s.ca)
 	return s
+}
+
+// addExtProcEndpoints puts every replica's port into the rendered ext_proc_grpc cluster, so
+// Envoy spreads streams over them.
+func addExtProcEndpoints(t *testing.T, path string, ports []int) {
+	t.Helper()
+	endpoint := func(port int) string {
+		return "        - endpoint:\n            address:\n              socket_address: { address: 127.0.0.1, port_value: " + strconv.Itoa(port) + " }\n"
+	}
+	cfg := readFile(t, path)
+	var all strings.Builder
+	for _, p := range ports {
+		all.WriteString(endpoint(p))
+	}
+	cfg = replaceOnce(t, cfg, endpoint(ports[0]), all.String())
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+}
+
+// logs is every replica's log.
+func (s *stack) logs() string {
+	var b strings.Builder
+	for _, p := range s.tollgates {
+		b.WriteString(p.Logs())
+	}
+	return b.String()
 }
 
 // run runs the tollgate CLI and returns its stdout.
@@ -124,7 +188,28 @@ func (s *stack) newKey(t *testing.T, args ...string) string {
 	out := s.run(t, append(base, args...)...)
 	k := tokenRE.FindString(out)
 	require.NotEmpty(t, k, out)
+	s.waitKeys(t)
 	return k
+}
+
+// waitKeys waits until every running replica has loaded every key in the key file.
+func (s *stack) waitKeys(t *testing.T) {
+	t.Helper()
+	if len(s.tollgates) == 0 {
+		return // not started yet: they load the file at start
+	}
+	want := `"keys":` + strconv.Itoa(strings.Count(readFile(t, s.keyFile), "- id: "))
+	for _, admin := range s.admins {
+		require.Eventually(t, func() bool {
+			resp, err := http.Get(admin + "/readyz")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), want)
+		}, 10*time.Second, 50*time.Millisecond, "%s never loaded %s", admin, want)
+	}
 }
 
 // cleanEnv drops real provider keys from the environment so optional providers stay off.
@@ -159,6 +244,7 @@ type flushGate struct {
 	next http.Handler
 
 	mu      sync.Mutex
+	holdAll bool          // keep holding every response until released
 	holdAt  int           // hold after this many flushes (0: never)
 	release chan struct{} // closed to let the held response go on
 	last    []byte        // bytes of the last response
@@ -179,6 +265,20 @@ func (g *flushGate) Hold(afterFlushes int) (release func()) {
 	return func() { once.Do(func() { close(ch) }) }
 }
 
+// HoldAll holds every response after that many flushes that sent bytes, until release.
+func (g *flushGate) HoldAll(afterFlushes int) func() {
+	release := g.Hold(afterFlushes)
+	g.mu.Lock()
+	g.holdAll = true
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.holdAll, g.holdAt = false, 0
+		g.mu.Unlock()
+		release()
+	}
+}
+
 // Held reports how many responses were held so far.
 func (g *flushGate) Held() int {
 	g.mu.Lock()
@@ -196,7 +296,9 @@ func (g *flushGate) Last() []byte {
 func (g *flushGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	holdAt, release := g.holdAt, g.release
-	g.holdAt = 0
+	if !g.holdAll {
+		g.holdAt = 0
+	}
 	g.mu.Unlock()
 	cw := &captureWriter{ResponseWriter: w, holdAt: holdAt, release: release, ctx: r.Context(),
 		onHold: func() { g.mu.Lock(); g.held++; g.mu.Unlock() }}

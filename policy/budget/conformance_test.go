@@ -1,0 +1,41 @@
+package budget_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/budget/budgettest"
+)
+
+func TestMemoryLedgerConformance(t *testing.T) {
+	t.Parallel()
+	budgettest.Run(t, func(t *testing.T) budget.Ledger {
+		return budget.NewMemoryLedger()
+	})
+}
+
+func TestEmbeddedLedgerConformance(t *testing.T) {
+	t.Parallel()
+	budgettest.Run(t, func(t *testing.T) budget.Ledger {
+		l, err := budget.OpenEmbedded(filepath.Join(t.TempDir(), "ledger.json"))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, l.Close()) })
+		return l
+	})
+}
+
+// TestEmbeddedLedgerConformanceReopened runs the subtests on one file, closed and reopened
+// between subtests, so each subtest starts from a snapshot holding the earlier ones' state.
+func TestEmbeddedLedgerConformanceReopened(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	budgettest.Run(t, func(t *testing.T) budget.Ledger {
+		l, err := budget.OpenEmbedded(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, l.Close()) })
+		return l
+	})
+}
