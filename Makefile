@@ -42,7 +42,7 @@ staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./extproc/ ./policy/...
+	$(GO) test -run '^$$' -bench . -benchmem ./extproc/ ./policy/... ./test/integration/
 
 fuzz:
 	@for t in FuzzParse FuzzExtractToken; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./policy/keys/ || exit 1; done
