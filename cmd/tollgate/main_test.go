@@ -265,3 +265,88 @@ func TestServeOnUnixSocket(t *testing.T) {
 	require.Equal(t, 0, tr.status(t, strings.TrimSpace(string(demo))))
 	require.Equal(t, 401, tr.status(t, "tgk_AAAAAAAAAAAA_"+strings.Repeat("b", 49)))
 }
+
+// completeRequest drives one whole non-streamed chat request through ext_proc, with a
+// provider response reporting 100 input and 10 output tokens.
+func (tr *trial) completeRequest(t *testing.T, key string) {
+	t.Helper()
+	conn, err := grpc.NewClient(tr.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	s, err := extprocv3.NewExternalProcessorClient(conn).Process(context.Background())
+	require.NoError(t, err)
+	hdr := func(kv ...string) *corev3.HeaderMap {
+		hm := &corev3.HeaderMap{}
+		for i := 0; i < len(kv); i += 2 {
+			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+		}
+		return hm
+	}
+	msgs := []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hdr(
+			":method", "POST", ":path", "/v1/chat/completions", "authorization", "Bearer "+key, "content-type", "application/json")}}},
+		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
+			Body: []byte(`{"model":"gpt-4o-mini","max_tokens":10,"messages":[]}`), EndOfStream: true}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: hdr(
+			":status", "200", "content-type", "application/json")}}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{
+			Body: []byte(`{"usage":{"prompt_tokens":100,"completion_tokens":10,"total_tokens":110}}`), EndOfStream: true}}},
+	}
+	for _, m := range msgs {
+		require.NoError(t, s.Send(m))
+		resp, err := s.Recv()
+		require.NoError(t, err)
+		require.Nil(t, resp.GetImmediateResponse(), "refused: %s", resp.GetImmediateResponse().GetBody())
+	}
+	require.NoError(t, s.CloseSend())
+	_, _ = s.Recv()
+}
+
+func (tr *trial) usageJSON(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + tr.admin + "/usage")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	require.Equal(t, 200, resp.StatusCode, b.String())
+	return b.String()
+}
+
+func TestSpendSurvivesGracefulRestart(t *testing.T) {
+	tr := newTrial(t)
+	// gpt-4o-mini at catalog prices: 100 input and 10 output tokens cost 15 + 6 = 21 micro-dollars.
+	tr.writeConfig(t, "budget: {embedded: {path: .dev/ledger.json}}\n")
+	cfg, err := os.ReadFile(tr.cfg)
+	require.NoError(t, err)
+	withLimits := strings.Replace(string(cfg), "  - {name: platform}", `  - {name: platform, limits: {usd_lifetime: "1"}}`, 1)
+	require.NoError(t, os.WriteFile(tr.cfg, []byte(withLimits), 0o600))
+
+	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(demo))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", tr.cfg}, tr.logs, tr.logs) }()
+	waitReady(t, tr)
+	tr.completeRequest(t, key)
+	require.Eventually(t, func() bool { return strings.Contains(tr.usageJSON(t), `"used":21,"reserved":0`) },
+		5*time.Second, 20*time.Millisecond, tr.usageJSON(t))
+	cancel()
+	require.NoError(t, <-done)
+
+	tr.start(t)
+	require.Contains(t, tr.usageJSON(t), `"used":21,"reserved":0`, "spend survives a graceful restart")
+}
+
+func waitReady(t *testing.T, tr *trial) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + tr.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	}, 10*time.Second, 20*time.Millisecond, "not ready; logs:\n%s", tr.logs)
+}
