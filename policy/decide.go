@@ -255,8 +255,10 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 	if req.Stream && !req.IncludeUsage && p.typ != ProviderAnthropic &&
 		(a.Endpoint == llm.ChatCompletions || a.Endpoint == llm.Completions) {
 		var err error
-		if out, err = req.WithIncludeUsage(out); err != nil {
+		if out, err = req.WithIncludeUsage(out); errors.Is(err, llm.ErrInvalidField) {
 			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
+		} else if err != nil {
+			return nil, 0, internal()
 		}
 		if !reparse() {
 			return nil, 0, internal()
@@ -266,10 +268,12 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 	if a.Endpoint == llm.Embeddings {
 		return out, 0, nil
 	}
-	if maxOut == 0 {
+	if req.MaxTokensField == "" {
 		maxOut = m.maxOut
 		if field := maxTokensField(a.Endpoint, p.typ); s.budget != nil && s.budget.inject && field != "" {
-			out = req.WithMaxTokens(out, field, maxOut)
+			if out = req.WithMaxTokens(out, field, maxOut); out == nil {
+				return nil, 0, internal()
+			}
 		}
 	}
 	return out, maxOut, nil

@@ -37,4 +37,8 @@ var (
 	// disagree on which duplicate wins, so Tollgate and the provider could
 	// read different models; such bodies are refused.
 	ErrDuplicateKey = errors.New("duplicate key")
+	// ErrBodyMismatch means a rewrite helper was given a body other than
+	// the one its Request was parsed from, so its recorded offsets do not
+	// apply.
+	ErrBodyMismatch = errors.New("body does not match parsed request")
 )

@@ -13,19 +13,37 @@ type Request struct {
 	Model string
 	// Stream is the top-level "stream" flag; false when absent or null.
 	Stream bool
+	// MaxTokens is the largest of the top-level output caps max_tokens,
+	// max_completion_tokens (OpenAI Chat) and max_output_tokens (OpenAI
+	// Responses) that are present; 0 when none is (or all are null).
+	MaxTokens int64
+	// MaxTokensField names the field MaxTokens came from (one of the
+	// FieldMax* constants; the first in the body on a tie), or "".
+	MaxTokensField string
+	// IncludeUsage reports that the top-level "stream_options" object has
+	// "include_usage": true, so an OpenAI stream will end with a usage chunk.
+	IncludeUsage bool
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
 	// quotes included.
 	modelStart, modelEnd int
+	// edits records where the budgeting fields sit, for the rewrite
+	// helpers.
+	edits editSpans
 }
 
 // ParseRequest reads a JSON request body in one pass without building a
 // tree, so a body of megabytes of base64 costs no allocations beyond the model
 // string. It checks that body is exactly one RFC 8259 value nested at most
 // MaxDepth deep, that the value is an object, and that its top-level keys are
-// unique after unescaping; it extracts "model" (a non-empty string) and
-// "stream" (a bool, or null meaning false). Keys in nested objects are
-// ignored.
+// unique after unescaping; it extracts "model" (a non-empty string),
+// "stream" (a bool, or null meaning false), the output caps max_tokens,
+// max_completion_tokens and max_output_tokens (each a non-negative integer
+// written without fraction or exponent, or null meaning absent), and
+// stream_options.include_usage. Keys in nested objects are ignored, except
+// that a duplicated include_usage inside stream_options is ErrDuplicateKey
+// like a top-level duplicate; stream_options itself may hold any value (the
+// provider judges it), and only a literal true include_usage counts.
 //
 // Errors, all matched with errors.Is: ErrInvalidJSON (with ErrTooDeep for
 // excessive nesting), ErrNotObject, ErrDuplicateKey, ErrInvalidField,
@@ -58,6 +76,7 @@ type requestParser struct {
 	req        Request
 	fieldErr   error // first field error; reported only if the syntax is valid
 	haveModel  bool
+	haveMax    bool // a max token field with a number was seen
 	modelFlags uint8
 	keys       keySet
 }
@@ -76,6 +95,8 @@ func (p *requestParser) topObject() bool {
 	if s.pos >= len(s.b) {
 		return s.fail("unexpected end of input")
 	}
+	p.req.edits.bodyLen = len(s.b)
+	p.req.edits.open = s.pos
 	s.pos++ // '{'
 	s.skipWS()
 	if s.pos < len(s.b) && s.b[s.pos] == '}' {
@@ -95,6 +116,7 @@ func (p *requestParser) topObject() bool {
 		if !s.colon() || !p.member(key, keyStart) {
 			return false
 		}
+		p.req.edits.last = s.pos
 		more, ok := s.next('}')
 		if !ok || !more {
 			return ok
@@ -142,6 +164,10 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		}
 		p.setFieldErr(fmt.Errorf("%w: %q must be a boolean", ErrInvalidField, "stream"))
 		return s.value(1)
+	case FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens:
+		return p.maxTokens(maxFieldIndex(string(key)), dup)
+	case "stream_options":
+		return p.streamOptions(dup)
 	default:
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: top-level key at offset %d", ErrDuplicateKey, keyStart))

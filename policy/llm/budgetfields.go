@@ -1,0 +1,272 @@
+package llm
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
+
+// Names of the top-level fields that cap a request's output tokens. They are
+// the values Request.MaxTokensField takes and the fields WithMaxTokens sets.
+const (
+	// FieldMaxTokens is max_tokens: Anthropic Messages (required), OpenAI
+	// legacy Completions, and OpenAI Chat's deprecated cap.
+	FieldMaxTokens = "max_tokens"
+	// FieldMaxCompletionTokens is OpenAI Chat Completions' current cap,
+	// reasoning tokens included.
+	FieldMaxCompletionTokens = "max_completion_tokens"
+	// FieldMaxOutputTokens is OpenAI Responses' cap.
+	FieldMaxOutputTokens = "max_output_tokens"
+)
+
+// maxFields is indexed like editSpans.max.
+var maxFields = [...]string{FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens}
+
+// maxFieldIndex returns the index of name in maxFields, or -1.
+func maxFieldIndex(name string) int {
+	for i, f := range maxFields {
+		if f == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// span delimits a JSON value in a body; end is 0 when the value is absent
+// (no value can end at offset 0).
+type span struct{ start, end int }
+
+// editSpans records, during ParseRequest's single pass, where the budgeting
+// fields sit so they can be rewritten without another scan. Offsets refer
+// to the parsed body only.
+type editSpans struct {
+	bodyLen  int
+	open     int     // offset of the top-level '{'
+	last     int     // end of the last top-level member's value; 0 if none
+	max      [3]span // value of each max token field, indexed like maxFields
+	opts     span    // value of stream_options
+	optsKind byte    // first byte of that value: '{', 'n' (null) or other
+	optsLast int     // inside a stream_options object: end of its last member's value; 0 if empty
+	include  span    // value of include_usage inside a stream_options object
+}
+
+// maxTokens scans the value of a top-level max token field (maxFields[i]).
+func (p *requestParser) maxTokens(i int, dup bool) bool {
+	s := &p.s
+	name := maxFields[i]
+	if dup {
+		p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, name))
+	}
+	start := s.pos
+	n, isCount := int64(0), false
+	if s.pos >= len(s.b) {
+		return s.value(1) // reports the end of input
+	}
+	switch c := s.b[s.pos]; {
+	case c == 'n':
+		// OpenAI documents these caps as "integer or null"; null is
+		// the default.
+		if !s.literal("null") {
+			return false
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !s.number() {
+			return false
+		}
+		if n, isCount = parseCount(s.b[start:s.pos]); !isCount {
+			p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
+		}
+	default:
+		p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
+		return s.value(1)
+	}
+	if !dup {
+		p.req.edits.max[i] = span{start, s.pos}
+		if isCount && (!p.haveMax || n > p.req.MaxTokens) {
+			p.req.MaxTokens, p.req.MaxTokensField = n, name
+			p.haveMax = true
+		}
+	}
+	return true
+}
+
+// parseCount parses a scanned JSON number that must be a plain non-negative
+// integer fitting int64: no sign, fraction or exponent. Providers reject
+// fractional caps, and Tollgate must not budget for a value it reads
+// differently from the provider.
+func parseCount(raw []byte) (int64, bool) {
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (1<<63-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, len(raw) > 0
+}
+
+// streamOptions scans the value of the top-level stream_options member,
+// looking one level into an object for include_usage. Values nested deeper
+// go through the generic scanner, so the body is still read once.
+func (p *requestParser) streamOptions(dup bool) bool {
+	s := &p.s
+	if dup {
+		p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options"))
+	}
+	start := s.pos
+	if s.pos >= len(s.b) || s.b[s.pos] != '{' {
+		ok := s.value(1)
+		if ok && !dup {
+			p.req.edits.opts = span{start, s.pos}
+			p.req.edits.optsKind = s.b[start]
+		}
+		return ok
+	}
+	s.pos++
+	s.skipWS()
+	last := 0
+	var include span
+	if s.pos < len(s.b) && s.b[s.pos] == '}' {
+		s.pos++
+	} else {
+		for {
+			if s.pos >= len(s.b) || s.b[s.pos] != '"' {
+				return s.fail("expected object key")
+			}
+			keyStart := s.pos
+			flags, ok := s.str()
+			if !ok {
+				return false
+			}
+			isInclude := string(canonicalKey(s.b[keyStart+1:s.pos-1], flags)) == "include_usage"
+			if !s.colon() {
+				return false
+			}
+			valueStart := s.pos
+			if !s.value(2) {
+				return false
+			}
+			if isInclude {
+				if include.end > 0 {
+					p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options.include_usage"))
+				} else {
+					include = span{valueStart, s.pos}
+				}
+			}
+			last = s.pos
+			more, ok := s.next('}')
+			if !ok {
+				return false
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	if !dup {
+		e := &p.req.edits
+		e.opts, e.optsKind, e.optsLast, e.include = span{start, s.pos}, '{', last, include
+		p.req.IncludeUsage = include.end > 0 && string(s.b[include.start:include.end]) == "true"
+	}
+	return true
+}
+
+// fits reports whether body is plausibly the slice r was parsed from.
+func (e *editSpans) fits(body []byte) bool {
+	return e.bodyLen > 0 && len(body) == e.bodyLen && body[e.open] == '{' &&
+		(e.opts.end == 0 || body[e.opts.start] == e.optsKind)
+}
+
+// WithIncludeUsage returns body with stream_options.include_usage set to
+// true, so an OpenAI Chat Completions or Completions stream ends with a
+// usage chunk that UsageParser can settle the budget from. Every other byte
+// is unchanged:
+//   - include_usage already true: body itself is returned;
+//   - stream_options absent: "stream_options":{"include_usage":true} is
+//     appended as the last top-level member;
+//   - stream_options null: the null becomes {"include_usage":true};
+//   - stream_options an object: include_usage is appended as its last
+//     member, or its value (false, null or anything else) becomes true.
+//
+// A stream_options that is not an object or null is ErrInvalidField.
+// body must be the slice r was parsed from, otherwise ErrBodyMismatch. The
+// result is valid JSON whenever body parsed, but r's offsets do not apply
+// to it: parse it again before another rewrite. OpenAI refuses
+// stream_options on requests that do not stream, so call this only when
+// r.Stream is true.
+func (r Request) WithIncludeUsage(body []byte) ([]byte, error) {
+	e := &r.edits
+	if !e.fits(body) {
+		return nil, ErrBodyMismatch
+	}
+	if r.IncludeUsage {
+		return body, nil
+	}
+	const member = `"include_usage":true`
+	switch {
+	case e.opts.end == 0:
+		return e.addMember(body, `"stream_options":{`+member+`}`), nil
+	case e.optsKind == 'n':
+		return splice(body, e.opts.start, e.opts.end, "", `{`+member+`}`), nil
+	case e.optsKind != '{':
+		return nil, fmt.Errorf("%w: %q must be an object", ErrInvalidField, "stream_options")
+	case e.include.end > 0:
+		return splice(body, e.include.start, e.include.end, "", "true"), nil
+	case e.optsLast > 0:
+		return splice(body, e.optsLast, e.optsLast, ",", member), nil
+	default:
+		at := e.opts.start + 1
+		return splice(body, at, at, "", member), nil
+	}
+}
+
+// WithMaxTokens returns body with the top-level field set to n: the value
+// is replaced if the field is present (null included) and the member is
+// appended otherwise; every other byte is unchanged, and body itself is
+// returned if the value already reads n. field must be one of FieldMaxTokens,
+// FieldMaxCompletionTokens and FieldMaxOutputTokens, n must be non-negative,
+// and body must be the slice r was parsed from; otherwise WithMaxTokens
+// returns nil rather than a body whose cap was not set.
+//
+// Request.MaxTokens is the largest cap present, so to lower it set every
+// field that is present, parsing the result again between calls (r's
+// offsets do not apply to the result).
+func (r Request) WithMaxTokens(body []byte, field string, n int64) []byte {
+	i := maxFieldIndex(field)
+	e := &r.edits
+	if i < 0 || n < 0 || !e.fits(body) {
+		return nil
+	}
+	var buf [20]byte
+	num := strconv.AppendInt(buf[:0], n, 10)
+	sp := e.max[i]
+	if sp.end == 0 {
+		return e.addMember(body, `"`+field+`":`+string(num))
+	}
+	if bytes.Equal(body[sp.start:sp.end], num) {
+		return body
+	}
+	return splice(body, sp.start, sp.end, "", string(num))
+}
+
+// addMember appends member ("key":value) as the last top-level member.
+func (e *editSpans) addMember(body []byte, member string) []byte {
+	if e.last == 0 {
+		return splice(body, e.open+1, e.open+1, "", member)
+	}
+	return splice(body, e.last, e.last, ",", member)
+}
+
+// splice returns a new slice holding body with body[start:end] replaced by
+// sep followed by insert.
+func splice(body []byte, start, end int, sep, insert string) []byte {
+	out := make([]byte, 0, len(body)-(end-start)+len(sep)+len(insert))
+	out = append(out, body[:start]...)
+	out = append(out, sep...)
+	out = append(out, insert...)
+	return append(out, body[end:]...)
+}
