@@ -115,6 +115,8 @@ type TeamConfig struct {
 	Disabled bool     `mapstructure:"disabled"`
 	// Limits apply to the whole team, on top of each key's own.
 	Limits LimitsConfig `mapstructure:"limits"`
+	// RequestPolicy applies to every request of the team, on top of each key's own.
+	RequestPolicy RequestPolicyConfig `mapstructure:"request_policy"`
 }
 
 // KeyConfig is one virtual key, stored only as the HMAC of its secret.
@@ -127,6 +129,8 @@ type KeyConfig struct {
 	Disabled bool         `mapstructure:"disabled"`
 	Expires  time.Time    `mapstructure:"expires"`
 	Limits   LimitsConfig `mapstructure:"limits"`
+	// RequestPolicy applies on top of the team's.
+	RequestPolicy RequestPolicyConfig `mapstructure:"request_policy"`
 }
 
 // Defaults for unset fields.
@@ -282,6 +286,7 @@ func (c *Config) Validate() error {
 		}
 		teams[t.Name] = true
 		checkModelRefs(add, path+".models", t.Models, public)
+		t.RequestPolicy.validate(path+".request_policy", add)
 	}
 
 	c.validateBudget(add)
@@ -301,6 +306,7 @@ func (c *Config) Validate() error {
 			add(path+".hash", "must be the 64-character hex HMAC printed by `tollgate keys new`")
 		}
 		checkModelRefs(add, path+".models", k.Models, public)
+		k.RequestPolicy.validate(path+".request_policy", add)
 	}
 	return errors.Join(errs...)
 }

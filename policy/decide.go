@@ -194,9 +194,13 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, a.deny(http.StatusServiceUnavailable, ReasonProviderUnavailable, "the provider for this model is not configured")
 	}
 
+	capOut, rep := s.checkShape(a, req, len(body))
+	if rep != nil {
+		return nil, rep
+	}
 	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
 		Endpoint: a.Endpoint, price: m.price}
-	out, maxOut, rep := s.rewrite(a, p, m, req, body)
+	out, maxOut, rep := s.rewrite(a, p, m, req, body, capOut)
 	if rep != nil {
 		return nil, rep
 	}
@@ -235,9 +239,10 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 
 // rewrite applies the body changes, re-parsing after each so byte spans stay exact: the
 // upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
-// usage can be settled), and, when configured, the output cap that was reserved. It returns
-// the body and the output tokens to reserve.
-func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte) ([]byte, int64, *Reply) {
+// usage can be settled), the request policy's output cap (capOut, clamped or written in),
+// and, when configured, the output cap that was reserved. It returns the body and the output
+// tokens to reserve.
+func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
 	out := req.WithModel(body, m.upstream)
 	if out == nil {
@@ -264,13 +269,25 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 			return nil, 0, internal()
 		}
 	}
-	maxOut := req.MaxTokens
 	if a.Endpoint == llm.Embeddings {
 		return out, 0, nil
 	}
+	field := maxTokensField(a.Endpoint, p.typ)
+	// Clamp every cap field above the policy's cap (a body may carry several), or write the
+	// cap in when the request has none.
+	for i := 0; capOut > 0 && i < 3 && (req.MaxTokens > capOut || req.MaxTokensField == "" && field != ""); i++ {
+		f := req.MaxTokensField
+		if f == "" {
+			f = field
+		}
+		if out = req.WithMaxTokens(out, f, capOut); out == nil || !reparse() {
+			return nil, 0, internal()
+		}
+	}
+	maxOut := req.MaxTokens
 	if req.MaxTokensField == "" {
 		maxOut = m.maxOut
-		if field := maxTokensField(a.Endpoint, p.typ); s.budget != nil && s.budget.inject && field != "" {
+		if s.budget != nil && s.budget.inject && field != "" {
 			if out = req.WithMaxTokens(out, field, maxOut); out == nil {
 				return nil, 0, internal()
 			}

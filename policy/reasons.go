@@ -26,6 +26,9 @@ const (
 	ReasonWrongAPI             Reason = "endpoint_not_supported_by_model"
 	ReasonProviderUnavailable  Reason = "provider_unavailable"
 	ReasonLimitExceeded        Reason = "limit_exceeded"
+	ReasonStreamingNotAllowed  Reason = "streaming_not_allowed"
+	ReasonTooManyMessages      Reason = "too_many_messages"
+	ReasonMaxTokensExceeded    Reason = "max_tokens_exceeded"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
 )

@@ -23,6 +23,9 @@ type Snapshot struct {
 	ordered   []*model // canonical models, config order (for /v1/models)
 	maxBody   int
 	budget    *budgetPolicy
+	// keyPolicy and teamPolicy hold request policies; nil entries mean none.
+	keyPolicy  map[string]*requestPolicy
+	teamPolicy map[string]*requestPolicy
 	// Loaded is when the snapshot was compiled.
 	Loaded time.Time
 	// Warnings lists non-fatal problems found while compiling (for example an optional
@@ -133,8 +136,17 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 		}
 	}
 
+	s.keyPolicy, s.teamPolicy = map[string]*requestPolicy{}, map[string]*requestPolicy{}
 	for _, tc := range cfg.Teams {
 		s.teams[tc.Name] = &team{name: tc.Name, models: s.canonicalSet(tc.Models), disabled: tc.Disabled}
+		if rp := tc.RequestPolicy.compile(); rp != nil {
+			s.teamPolicy[tc.Name] = rp
+		}
+	}
+	for _, kc := range cfg.Keys {
+		if rp := kc.RequestPolicy.compile(); rp != nil {
+			s.keyPolicy[kc.ID] = rp
+		}
 	}
 
 	if len(errs) > 0 {

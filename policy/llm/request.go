@@ -23,6 +23,9 @@ type Request struct {
 	// IncludeUsage reports that the top-level "stream_options" object has
 	// "include_usage": true, so an OpenAI stream will end with a usage chunk.
 	IncludeUsage bool
+	// Messages counts the elements of the top-level "messages" array (chat,
+	// Anthropic) or "input" array (Responses); 0 when absent or not an array.
+	Messages int
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
 	// quotes included.
@@ -168,6 +171,16 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		return p.maxTokens(maxFieldIndex(string(key)), dup)
 	case "stream_options":
 		return p.streamOptions(dup)
+	case "messages", "input":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
+		}
+		if s.pos < len(s.b) && s.b[s.pos] == '[' {
+			n, ok := s.countArray()
+			p.req.Messages = max(p.req.Messages, n)
+			return ok
+		}
+		return s.value(1)
 	default:
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: top-level key at offset %d", ErrDuplicateKey, keyStart))

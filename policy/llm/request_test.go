@@ -330,3 +330,22 @@ func TestAppendQuoted(t *testing.T) {
 		})
 	}
 }
+
+func TestParseRequestCountsMessages(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"model":"m","messages":[]}`, 0},
+		{`{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[1,[2]]}]}`, 2},
+		{`{"model":"m","input":[{"role":"user"},{"role":"user"},"x"]}`, 3},
+		{`{"model":"m","input":"just text"}`, 0},
+		{`{"model":"m","x":{"messages":[1,2,3]}}`, 0},
+	} {
+		r, err := ParseRequest([]byte(tc.body))
+		require.NoError(t, err, tc.body)
+		require.Equal(t, tc.want, r.Messages, tc.body)
+	}
+	_, err := ParseRequest([]byte(`{"model":"m","messages":[],"messages":[1]}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+}

@@ -143,6 +143,28 @@ func (s *scanner) object(depth int) bool {
 }
 
 // array scans an array whose '[' is at s.pos; depth counts this array.
+// countArray scans a top-level member's array value (at s.pos) and counts its
+// elements.
+func (s *scanner) countArray() (int, bool) {
+	s.pos++ // '['
+	s.skipWS()
+	if s.pos < len(s.b) && s.b[s.pos] == ']' {
+		s.pos++
+		return 0, true
+	}
+	n := 0
+	for {
+		if !s.value(2) {
+			return n, false
+		}
+		n++
+		more, ok := s.next(']')
+		if !ok || !more {
+			return n, ok
+		}
+	}
+}
+
 func (s *scanner) array(depth int) bool {
 	if depth > MaxDepth {
 		return s.tooDeep()
