@@ -131,6 +131,12 @@ func (p *requestParser) topObject() bool {
 func (p *requestParser) member(key []byte, keyStart int) bool {
 	s := &p.s
 	dup := p.keys.add(key)
+	// Go's encoding/json (Ollama and other Go servers) matches keys case-insensitively, so
+	// "Model" could be read upstream while Tollgate checks "model". A key that folds to a
+	// field Tollgate decides on must be spelled exactly.
+	if f, ok := foldKnown(key); ok && string(key) != f {
+		p.setFieldErr(fmt.Errorf("%w: %q spelled with different case", ErrDuplicateKey, f))
+	}
 	switch string(key) {
 	case "model":
 		if dup {
@@ -289,4 +295,39 @@ func (r Request) WithModel(body []byte, model string) []byte {
 	out = append(out, body[:start]...)
 	out = appendQuoted(out, model)
 	return append(out, body[end:]...)
+}
+
+// knownFields are the top-level keys policy decisions read.
+var knownFields = [...]string{"model", "stream", "stream_options", "messages", "input",
+	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens}
+
+// foldKnown folds key the way encoding/json matches field names (ASCII case, plus the
+// Kelvin sign and long s that fold to k and s) and reports the known field it equals.
+func foldKnown(key []byte) (string, bool) {
+	var buf [32]byte
+	n := 0
+	for i := 0; i < len(key); i++ {
+		if n == len(buf) {
+			return "", false
+		}
+		c := key[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == 0xC5 && i+1 < len(key) && key[i+1] == 0xBF: // U+017F long s
+			c, i = 's', i+1
+		case c == 0xE2 && i+2 < len(key) && key[i+1] == 0x84 && key[i+2] == 0xAA: // U+212A Kelvin
+			c, i = 'k', i+2
+		case c >= 0x80:
+			return "", false
+		}
+		buf[n] = c
+		n++
+	}
+	for _, f := range knownFields {
+		if string(buf[:n]) == f {
+			return f, true
+		}
+	}
+	return "", false
 }

@@ -81,7 +81,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "empty object", body: `{}`, err: ErrMissingModel},
 		{name: "empty model", body: `{"model":""}`, err: ErrMissingModel},
 		{name: "only nested model", body: `{"x":{"model":"a"}}`, err: ErrMissingModel},
-		{name: "model is case sensitive", body: `{"Model":"a"}`, err: ErrMissingModel},
+		{name: "a case variant of model is refused", body: `{"Model":"a"}`, err: ErrDuplicateKey},
 
 		{name: "array", body: `[{"model":"a"}]`, err: ErrNotObject},
 		{name: "string", body: `"model"`, err: ErrNotObject},
@@ -348,4 +348,20 @@ func TestParseRequestCountsMessages(t *testing.T) {
 	}
 	_, err := ParseRequest([]byte(`{"model":"m","messages":[],"messages":[1]}`))
 	require.ErrorIs(t, err, ErrDuplicateKey)
+}
+
+func TestParseRequestRefusesCaseVariantsOfKnownFields(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"cheap","Model":"expensive"}`,
+		`{"MODEL":"expensive"}`,
+		`{"model":"m","Stream":true}`,
+		`{"model":"m","max_tokens":5,"MAX_TOKENS":50000}`,
+		`{"model":"m","meſſages":[]}`,
+		"{\"model\":\"m\",\"max_to\u212aens\":9}",
+	} {
+		_, err := ParseRequest([]byte(body))
+		require.ErrorIs(t, err, ErrDuplicateKey, body)
+	}
+	_, err := ParseRequest([]byte(`{"model":"m","Temperature":1,"temperature":2}`))
+	require.NoError(t, err, "unknown fields are the provider's business")
 }
