@@ -109,7 +109,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte) {
 		return
 	}
 
-	pieces := answerPieces(model, s.opts.Chunks)
+	pieces := s.answer(model)
 	in := tokensFor(contentChars(f["system"]) + messagesChars(f["messages"]))
 	endTurn := "end_turn"
 	msg := anthropicMessage{

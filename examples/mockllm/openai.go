@@ -107,7 +107,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, body []
 		writeError(w, dialectOpenAI, http.StatusBadRequest, *ae)
 		return
 	}
-	pieces := answerPieces(model, s.opts.Chunks)
+	pieces := s.answer(model)
 	usage := newOpenAIUsage(tokensFor(messagesChars(f["messages"])), len(pieces), true)
 	id := fmt.Sprintf("chatcmpl-mock-%d", s.nextID())
 	created := s.now().Unix()
@@ -203,7 +203,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, body []byte
 		writeError(w, dialectOpenAI, http.StatusBadRequest, *ae)
 		return
 	}
-	pieces := answerPieces(model, s.opts.Chunks)
+	pieces := s.answer(model)
 	usage, _ := json.Marshal(newOpenAIUsage(tokensFor(contentChars(f["prompt"])), len(pieces), false))
 	id := fmt.Sprintf("cmpl-mock-%d", s.nextID())
 	created := s.now().Unix()

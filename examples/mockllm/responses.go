@@ -77,7 +77,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, body []byte) 
 		writeError(w, dialectOpenAI, http.StatusBadRequest, openAIFieldError("stream", fe, "a boolean"))
 		return
 	}
-	pieces := answerPieces(model, s.opts.Chunks)
+	pieces := s.answer(model)
 	text := strings.Join(pieces, "")
 	in := tokensFor(contentChars(f["instructions"]) + messagesChars(f["input"]))
 	usage := &responsesUsage{InputTokens: in, OutputTokens: len(pieces), TotalTokens: in + len(pieces)}

@@ -78,12 +78,35 @@ type Server struct {
 	now  func() time.Time
 	seq  atomic.Uint64 // response ids: chatcmpl-mock-N, msg_mock_N, resp_mock_N
 
-	mu   sync.Mutex
-	rec  []Recorded // ring buffer of at most maxRecorded entries
-	next int        // index of the oldest entry once rec is full
+	mu     sync.Mutex
+	pieces []string   // answer override (SetAnswer); nil: the default answer
+	rec    []Recorded // ring buffer of at most maxRecorded entries
+	next   int        // index of the oldest entry once rec is full
 }
 
 var _ http.Handler = (*Server)(nil)
+
+// SetAnswer makes every following answer consist of exactly these content pieces, one per
+// streamed chunk (tests use it to put a string across two events); none restores the default.
+func (s *Server) SetAnswer(pieces ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pieces = append([]string(nil), pieces...)
+	if len(pieces) == 0 {
+		s.pieces = nil
+	}
+}
+
+// answer returns the content pieces of the next answer.
+func (s *Server) answer(model string) []string {
+	s.mu.Lock()
+	p := s.pieces
+	s.mu.Unlock()
+	if p != nil {
+		return append([]string(nil), p...)
+	}
+	return answerPieces(model, s.opts.Chunks)
+}
 
 // New returns a Server configured by o.
 func New(o Options) *Server {

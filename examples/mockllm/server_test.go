@@ -364,3 +364,11 @@ func TestConcurrentRequests(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestSetAnswerOverridesPieces(t *testing.T) {
+	s := New(Options{})
+	s.SetAnswer("Your key is AKIA", "IOSFODNN7EXAMPLE, done.")
+	require.Equal(t, []string{"Your key is AKIA", "IOSFODNN7EXAMPLE, done."}, s.answer("m"))
+	s.SetAnswer()
+	require.Equal(t, answerPieces("m", defaultChunks), s.answer("m"))
+}
