@@ -44,9 +44,14 @@ staticcheck:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./extproc/ ./policy/... ./test/integration/
 
+# fuzz runs every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+FUZZTIME ?= 20s
 fuzz:
-	@for t in FuzzParse FuzzExtractToken; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./policy/keys/ || exit 1; done
-	@for t in FuzzParseRequest FuzzWithModel FuzzErrorBody; do $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s ./policy/llm/ || exit 1; done
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin
