@@ -31,6 +31,10 @@ const (
 	fieldInputTokens    = "input_tokens"
 	fieldOutputTokens   = "output_tokens"
 	fieldCachedTokens   = "cached_tokens"
+	fieldGuardProfile   = "guard_profile"
+	fieldGuardDecision  = "guard_decision"
+	fieldGuardRequest   = "guard_request_findings"
+	fieldGuardResponse  = "guard_response_findings"
 )
 
 // loggableHeaders is the allow-list of headers that may appear in a debug log. Anything else,

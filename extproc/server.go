@@ -156,12 +156,11 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			}
 		}
 		if b := req.GetResponseBody(); b != nil {
-			// Streamed response chunk: let it go at once, then inspect it, so the token
-			// stream is delayed by one round trip and never by our work.
-			if err := srv.Send(continueResponseBody); err != nil {
+			// Streamed response chunk: unless guardrails apply, it goes at once and is
+			// inspected after, so the token stream is delayed by one round trip only.
+			if err := st.responseBody(b, srv.Send); err != nil {
 				return err
 			}
-			st.observeResponseBody(b)
 			continue
 		}
 		resp, err := st.handle(req)

@@ -47,6 +47,8 @@ type stream struct {
 	adm      *policy.Admission
 	fwd      *policy.Forward
 	hold     *policy.Hold
+	rg       *responseGuard // non-nil when the response body is guarded
+	guard    *policy.Guard  // findings of a request refused by a guardrail
 	limit    *policy.TrippedLimit
 	usage    *llm.UsageParser
 	reason   policy.Reason
@@ -155,15 +157,38 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	hm := newHeaderMap(h.GetHeaders())
 	st.status, _ = strconv.Atoi(hm.Get(":status"))
 	st.phase = phaseResponseBody
-	ct := hm.Get("content-type")
-	st.usage = llm.NewUsageParser(st.fwd.Endpoint, strings.HasPrefix(strings.ToLower(ct), "text/event-stream"))
+	sse := strings.HasPrefix(strings.ToLower(hm.Get("content-type")), "text/event-stream")
+	st.usage = llm.NewUsageParser(st.fwd.Endpoint, sse)
 	if h.GetEndOfStream() {
 		st.respEOS = true
+	} else if rep := st.startResponseGuard(sse); rep != nil {
+		return rep, nil
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}, nil
 }
 
-// observeResponseBody accounts a streamed chunk after it was released. O(len(chunk)).
+// responseBody answers one streamed response chunk. Unguarded chunks are released at once
+// and inspected after (send is called first); guarded ones are scanned before the reply.
+func (st *stream) responseBody(b *extprocv3.HttpBody, send func(*extprocv3.ProcessingResponse) error) error {
+	if st.phase != phaseResponseBody {
+		return protoError("response body in phase %d", st.phase)
+	}
+	if st.rg == nil {
+		if err := send(continueResponseBody); err != nil {
+			return err
+		}
+		st.observeResponseBody(b)
+		return nil
+	}
+	resp, err := st.guardedBody(b)
+	st.observeResponseBody(b)
+	if err != nil {
+		return err
+	}
+	return send(resp)
+}
+
+// observeResponseBody accounts a streamed chunk. O(len(chunk)).
 func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
 	if st.respBytes == 0 && len(b.GetBody()) > 0 {
 		st.firstByte = st.now().Sub(st.start)
@@ -211,6 +236,7 @@ func (st *stream) settle() []zap.Field {
 func (st *stream) immediate(rep *policy.Reply) *extprocv3.ProcessingResponse {
 	st.reason = rep.Reason
 	st.limit = rep.Limit
+	st.guard = rep.Guard
 	st.status = rep.Status
 	st.phase = phaseDone
 	return immediateResponse(rep)
@@ -232,6 +258,7 @@ func (st *stream) finish() {
 		fields = append(fields, zap.String(fieldEndpoint, st.adm.Endpoint.String()))
 	}
 	fields = append(fields, st.settle()...)
+	fields = append(fields, st.guardFields()...)
 	if st.fwd != nil {
 		fields = append(fields,
 			zap.String(fieldModel, st.fwd.Model),

@@ -32,6 +32,8 @@ type Config struct {
 	KeyFiles []string `mapstructure:"key_files"`
 	// Budget configures the spend and rate-limit ledger.
 	Budget BudgetConfig `mapstructure:"budget"`
+	// Guardrails defines detection profiles that teams and keys select.
+	Guardrails GuardrailsConfig `mapstructure:"guardrails"`
 	// Reload is how often the config file (and key files) are checked for changes.
 	Reload time.Duration `mapstructure:"reload_interval"`
 }
@@ -117,6 +119,8 @@ type TeamConfig struct {
 	Limits LimitsConfig `mapstructure:"limits"`
 	// RequestPolicy applies to every request of the team, on top of each key's own.
 	RequestPolicy RequestPolicyConfig `mapstructure:"request_policy"`
+	// Guardrails names the team's guardrail profile (default: guardrails.default_profile).
+	Guardrails string `mapstructure:"guardrails"`
 }
 
 // KeyConfig is one virtual key, stored only as the HMAC of its secret.
@@ -131,6 +135,8 @@ type KeyConfig struct {
 	Limits   LimitsConfig `mapstructure:"limits"`
 	// RequestPolicy applies on top of the team's.
 	RequestPolicy RequestPolicyConfig `mapstructure:"request_policy"`
+	// Guardrails names the key's guardrail profile, overriding the team's.
+	Guardrails string `mapstructure:"guardrails"`
 }
 
 // Defaults for unset fields.
@@ -290,6 +296,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateBudget(add)
+	c.validateGuardrails(add)
 	ids := map[string]bool{}
 	for i, k := range c.Keys {
 		path := fmt.Sprintf("keys[%d]", i)

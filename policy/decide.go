@@ -51,6 +51,8 @@ type Reply struct {
 	Body    []byte
 	// Limit names the limit that tripped, for a 429.
 	Limit *TrippedLimit
+	// Guard holds the guardrail findings of a blocked request.
+	Guard *Guard
 }
 
 // TrippedLimit identifies a limit by scope ("key" or "team") and kind ("usd_per_day"...).
@@ -86,7 +88,10 @@ type Forward struct {
 	Endpoint llm.Endpoint
 	// Estimate is what the budget reserves for this request.
 	Estimate Estimate
-	price    budget.Price
+	// Guard is the request scan's outcome (nil when no profile applies); the response is
+	// scanned with the same profile.
+	Guard *Guard
+	price budget.Price
 }
 
 // Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
@@ -198,14 +203,24 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if rep != nil {
 		return nil, rep
 	}
+	orig := body
+	body, g, rep := s.scanRequest(a, body)
+	if rep != nil {
+		return nil, rep
+	}
+	if len(body) != len(orig) || &body[0] != &orig[0] {
+		if req, err = llm.ParseRequest(body); err != nil {
+			return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
+		}
+	}
 	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
-		Endpoint: a.Endpoint, price: m.price}
+		Endpoint: a.Endpoint, price: m.price, Guard: g}
 	out, maxOut, rep := s.rewrite(a, p, m, req, body, capOut)
 	if rep != nil {
 		return nil, rep
 	}
 	f.Estimate = estimate(len(out), maxOut, m.price)
-	if len(out) != len(body) || &out[0] != &body[0] {
+	if len(out) != len(orig) || &out[0] != &orig[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})
 	}

@@ -29,6 +29,8 @@ const (
 	ReasonStreamingNotAllowed  Reason = "streaming_not_allowed"
 	ReasonTooManyMessages      Reason = "too_many_messages"
 	ReasonMaxTokensExceeded    Reason = "max_tokens_exceeded"
+	ReasonGuardrailBlocked     Reason = "guardrail_blocked"
+	ReasonGuardrailUnreadable  Reason = "guardrail_unreadable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
 )

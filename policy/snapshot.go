@@ -23,6 +23,7 @@ type Snapshot struct {
 	ordered   []*model // canonical models, config order (for /v1/models)
 	maxBody   int
 	budget    *budgetPolicy
+	guard     *guardPolicy
 	// keyPolicy and teamPolicy hold request policies; nil entries mean none.
 	keyPolicy  map[string]*requestPolicy
 	teamPolicy map[string]*requestPolicy
@@ -171,6 +172,9 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 	}
 	s.keys = store
 	if s.budget, err = compileBudget(cfg, co, ignore); err != nil {
+		return nil, err
+	}
+	if s.guard, err = compileGuardrails(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil

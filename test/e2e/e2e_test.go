@@ -186,14 +186,14 @@ func TestEndToEnd(t *testing.T) {
 		require.NotContains(t, ids(t, r.body), "openai/gpt-4o-mini", "providers without credentials are not listed")
 	})
 
-	t.Run("SSE arrives chunk by chunk and byte-identical", func(t *testing.T) {
+	t.Run("SSE arrives chunk by chunk and byte-identical (no guardrails)", func(t *testing.T) {
 		body := `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"` + promptMarker + `"}]}`
 		heldBefore := s.gate.Held()
 		release := s.gate.Hold(2) // the upstream stops after two flushed events
 		defer release()
 		req, err := http.NewRequest("POST", s.base+"/v1/chat/completions", strings.NewReader(body))
 		require.NoError(t, err)
-		req.Header.Set("authorization", "Bearer "+s.keys["demo"])
+		req.Header.Set("authorization", "Bearer "+s.keys["raw"])
 		req.Header.Set("content-type", "application/json")
 		resp, err := s.client.Do(req)
 		require.NoError(t, err)

@@ -115,6 +115,7 @@ func startStack(t *testing.T, opts ...stackOptions) *stack {
 	require.NoError(t, os.WriteFile(s.keyFile, []byte(kf+"    disabled: true\n"), 0o600))
 	s.keys["expired"] = s.newKey(t, "--name", "expired", "--expires", "2020-01-01")
 	s.keys["research"] = s.newKey(t, "--name", "research", "--team", "research")
+	s.keys["raw"] = s.newKey(t, "--name", "raw", "--team", "raw") // no guardrails
 
 	// The mock LLM, in-process so the test sees exactly what reached the upstream.
 	s.mock = mockllm.New(mockllm.Options{OpenAIKey: s.openAIKey, AnthropicKey: s.anthropicKey, Record: true, Chunks: 6})
@@ -244,6 +245,7 @@ type flushGate struct {
 	next http.Handler
 
 	mu      sync.Mutex
+	split   bool          // write each flushed piece in two halves with a flush between
 	holdAll bool          // keep holding every response until released
 	holdAt  int           // hold after this many flushes (0: never)
 	release chan struct{} // closed to let the held response go on
@@ -263,6 +265,14 @@ func (g *flushGate) Hold(afterFlushes int) (release func()) {
 	ch := g.release
 	var once sync.Once
 	return func() { once.Do(func() { close(ch) }) }
+}
+
+// SplitWrites makes every write go out in two flushed halves, so one SSE event reaches
+// Envoy (and ext_proc) as two chunks.
+func (g *flushGate) SplitWrites(on bool) {
+	g.mu.Lock()
+	g.split = on
+	g.mu.Unlock()
 }
 
 // HoldAll holds every response after that many flushes that sent bytes, until release.
@@ -295,12 +305,12 @@ func (g *flushGate) Last() []byte {
 
 func (g *flushGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
-	holdAt, release := g.holdAt, g.release
+	holdAt, release, split := g.holdAt, g.release, g.split
 	if !g.holdAll {
 		g.holdAt = 0
 	}
 	g.mu.Unlock()
-	cw := &captureWriter{ResponseWriter: w, holdAt: holdAt, release: release, ctx: r.Context(),
+	cw := &captureWriter{ResponseWriter: w, holdAt: holdAt, release: release, ctx: r.Context(), split: split,
 		onHold: func() { g.mu.Lock(); g.held++; g.mu.Unlock() }}
 	g.next.ServeHTTP(cw, r)
 	g.mu.Lock()
@@ -317,10 +327,23 @@ type captureWriter struct {
 	release chan struct{}
 	ctx     context.Context
 	onHold  func()
+	split   bool
 }
 
 func (c *captureWriter) Write(b []byte) (int, error) {
 	c.buf = append(c.buf, b...)
+	if c.split && len(b) > 1 {
+		n, err := c.ResponseWriter.Write(b[:len(b)/2])
+		if err != nil {
+			return n, err
+		}
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		time.Sleep(5 * time.Millisecond) // let the first half travel on its own
+		m, err := c.ResponseWriter.Write(b[len(b)/2:])
+		return n + m, err
+	}
 	return c.ResponseWriter.Write(b)
 }
 
