@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/guard"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/secrets"
 )
@@ -79,6 +80,23 @@ func BaseConfig() policy.Config {
 func New(t testing.TB) *Fixture {
 	t.Helper()
 	return build(t, nil, nil)
+}
+
+// NewWith is New with the config changed by mutate before it is compiled.
+func NewWith(t testing.TB, mutate func(*policy.Config)) *Fixture {
+	t.Helper()
+	return build(t, mutate, nil)
+}
+
+// Guarded sets a "standard" default profile that redacts emails and blocks AWS keys.
+func Guarded(c *policy.Config) {
+	c.Guardrails = policy.GuardrailsConfig{Default: "standard", Profiles: []guard.ProfileConfig{{
+		Name: "standard",
+		Rules: []guard.RuleConfig{
+			{ID: "email", Detector: "pii.email", Action: "redact"},
+			{ID: "aws-key", Detector: "secret.aws_access_key", Action: "block"},
+		},
+	}}}
 }
 
 // NewWithBudget is New with budgets: gpt-4o-mini costs 1 micro-dollar per input and 2 per

@@ -1,0 +1,92 @@
+package extproc_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-ai/tollgate/policy/policytest"
+)
+
+var (
+	awsKey = "AKIA" + "IOSFODNN7" + "EXAMPLE"
+	email  = "jane.doe" + "@example.com"
+)
+
+// released is what a chunk reply lets through: the original chunk when there is no
+// mutation, the replacement otherwise.
+func released(resp *extprocv3.ProcessingResponse, chunk string) string {
+	bm := resp.GetResponseBody().GetResponse().GetBodyMutation()
+	switch {
+	case bm == nil:
+		return chunk
+	case bm.GetClearBody():
+		return ""
+	default:
+		return string(bm.GetBody())
+	}
+}
+
+func TestGuardedRequest(t *testing.T) {
+	h := serve(t, policytest.NewWith(t, policytest.Guarded))
+	t.Run("block", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		ir := roundTrip(t, s, reqBody(`{"model":"fast","messages":[{"role":"user","content":"use `+awsKey+`"}]}`)).GetImmediateResponse()
+		require.EqualValues(t, 403, ir.GetStatus().GetCode())
+		require.Contains(t, string(ir.GetBody()), "aws-key")
+		require.NotContains(t, string(ir.GetBody()), awsKey)
+	})
+	t.Run("redact", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		cr := roundTrip(t, s, reqBody(`{"model":"fast","messages":[{"role":"user","content":"mail `+email+`"}]}`)).GetRequestBody().GetResponse()
+		body := string(cr.GetBodyMutation().GetBody())
+		require.Equal(t, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"mail [EMAIL_1]"}]}`, body)
+		require.Equal(t, strconv.Itoa(len(body)), setHeaders(cr.GetHeaderMutation())["content-length"])
+	})
+}
+
+func TestGuardedJSONResponseIsHeldAndRedacted(t *testing.T) {
+	h := serve(t, policytest.NewWith(t, policytest.Guarded))
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`))
+	roundTrip(t, s, respHeaders("200", "content-type", "application/json"))
+	body := `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"key ` + awsKey + ` mail ` + email + `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`
+	mid := strings.Index(body, "IOSF")
+	first := roundTrip(t, s, respBody(body[:mid], false))
+	require.Equal(t, "", released(first, body[:mid]), "nothing leaves before the whole body is scanned")
+	last := roundTrip(t, s, respBody(body[mid:], true))
+	out := released(last, body[mid:])
+	require.NotContains(t, out, awsKey)
+	require.NotContains(t, out, email)
+	require.Contains(t, out, "[AWS_ACCESS_KEY_1]")
+	require.Contains(t, out, `"usage":{"prompt_tokens":3`)
+}
+
+func TestGuardedSSEResponseSplitSecret(t *testing.T) {
+	h := serve(t, policytest.NewWith(t, policytest.Guarded))
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	roundTrip(t, s, reqBody(`{"model":"fast","stream":true,"messages":[]}`))
+	roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
+	ev := func(text string) string {
+		return `data: {"choices":[{"index":0,"delta":{"content":"` + text + `"},"finish_reason":null}]}` + "\n\n"
+	}
+	stream := ev("key "+awsKey[:9]) + ev(awsKey[9:]+" done") +
+		`data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n" + "data: [DONE]\n\n"
+	var out strings.Builder
+	for i := 0; i < len(stream); i += 13 { // chunk boundaries cut events and the key
+		end := min(i+13, len(stream))
+		out.WriteString(released(roundTrip(t, s, respBody(stream[i:end], end == len(stream))), stream[i:end]))
+	}
+	got := out.String()
+	require.NotContains(t, got, awsKey[4:9])
+	require.NotContains(t, got, awsKey[9:])
+	require.Contains(t, got, "[AWS_ACCESS_KEY_1]")
+	require.True(t, strings.HasSuffix(got, "data: [DONE]\n\n"), got)
+}
