@@ -38,6 +38,7 @@ type Server struct {
 	log     *zap.Logger
 	now     func() time.Time
 	metrics *Metrics
+	audit   *AuditConfig
 
 	mu      sync.Mutex
 	streams int
@@ -134,9 +135,11 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		return status.Error(codes.Unavailable, "no configuration loaded")
 	}
 	st := newStream(srv.Context(), snap, s.log, s.now)
+	st.capture = s.captureContent()
 	defer func() {
 		st.finish()
 		s.metrics.observe(st)
+		s.emitAudit(st)
 	}()
 
 	for {
@@ -147,6 +150,16 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		if err != nil {
 			st.log.Debug("receive failed", zap.Error(err))
 			return err
+		}
+		if st.client == "" {
+			st.client = clientAddr(req)
+		}
+		if req.GetRequestHeaders() != nil && s.auditUnavailable() {
+			// The audit trail cannot be written and the config says to fail closed.
+			if err := srv.Send(st.immediate(snap.AuditUnavailable(st.requestID))); err != nil {
+				return err
+			}
+			continue
 		}
 		if pc := req.GetProtocolConfig(); pc != nil {
 			if err := checkProtocol(pc); err != nil {

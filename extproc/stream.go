@@ -42,18 +42,30 @@ type stream struct {
 	start time.Time
 	phase phase
 
-	method   string
-	path     string // without the query string
-	adm      *policy.Admission
-	fwd      *policy.Forward
-	hold     *policy.Hold
-	rg       *responseGuard // non-nil when the response body is guarded
-	guard    *policy.Guard  // findings of a request refused by a guardrail
-	limit    *policy.TrippedLimit
-	usage    *llm.UsageParser
-	reason   policy.Reason
-	status   int // HTTP status sent to the client (ours, or the upstream's)
-	reqBytes int
+	method    string
+	path      string // without the query string
+	requestID string // sanitized x-request-id
+	endpoint  string // e.g. chat_completions; "unknown" when the path is not one
+	client    string // client address (Envoy's source.address attribute)
+	// forwardedAt and upstreamAt time the upstream: body reply sent, response headers seen.
+	forwardedAt, upstreamAt time.Time
+	// prompt and completion are kept only when the audit content policy needs them.
+	capture            bool
+	prompt, completion []byte
+	adm                *policy.Admission
+	fwd                *policy.Forward
+	hold               *policy.Hold
+	rg                 *responseGuard // non-nil when the response body is guarded
+	guard              *policy.Guard  // findings of a request refused by a guardrail
+	limit              *policy.TrippedLimit
+	usage              *llm.UsageParser
+	// Outcome, filled by conclude.
+	used      llm.Usage
+	usageSeen bool
+	settled   policy.Settlement
+	reason    policy.Reason
+	status    int // HTTP status sent to the client (ours, or the upstream's)
+	reqBytes  int
 	// Response accounting.
 	respBytes int64
 	respEOS   bool
@@ -105,8 +117,10 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processin
 		EndOfStream: h.GetEndOfStream(),
 	}
 	st.method, st.path = rh.Method, pathOnly(rh.Path)
-	if id := hm.Get("x-request-id"); id != "" {
-		st.log = st.log.With(zap.String(fieldRequestID, id))
+	ep, _ := llm.Classify(rh.Method, rh.Path) // for logs and audit; policy decides
+	st.endpoint = ep.String()
+	if st.requestID = sanitizeID(hm.Get("x-request-id")); st.requestID != "" {
+		st.log = st.log.With(zap.String(fieldRequestID, st.requestID))
 	}
 	if ce := st.log.Check(zap.DebugLevel, "request headers"); ce != nil {
 		ce.Write(zap.Object("headers", hm))
@@ -133,6 +147,9 @@ func (st *stream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRespo
 	}
 	body := b.GetBody()
 	st.reqBytes = len(body)
+	if st.capture {
+		st.prompt = body
+	}
 	fwd, rep := st.snap.Route(st.adm, body)
 	if rep != nil {
 		return st.immediate(rep), nil
@@ -145,6 +162,7 @@ func (st *stream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRespo
 		st.log.Warn("budget ledger unavailable; limits configured to fail open let the request through")
 	}
 	st.fwd, st.hold = fwd, hold
+	st.forwardedAt = st.now()
 	st.reason = policy.ReasonOK
 	st.phase = phaseForwarded
 	return forwardResponse(st.adm, fwd), nil
@@ -156,6 +174,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	}
 	hm := newHeaderMap(h.GetHeaders())
 	st.status, _ = strconv.Atoi(hm.Get(":status"))
+	st.upstreamAt = st.now()
 	st.phase = phaseResponseBody
 	sse := strings.HasPrefix(strings.ToLower(hm.Get("content-type")), "text/event-stream")
 	st.usage = llm.NewUsageParser(st.fwd.Endpoint, sse)
@@ -194,6 +213,9 @@ func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
 		st.firstByte = st.now().Sub(st.start)
 	}
 	st.respBytes += int64(len(b.GetBody()))
+	if st.capture && len(st.completion)+len(b.GetBody()) <= maxContentCapture {
+		st.completion = append(st.completion, b.GetBody()...)
+	}
 	if st.usage != nil {
 		st.usage.Feed(b.GetBody())
 	}
@@ -202,33 +224,40 @@ func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
 	}
 }
 
-// settle charges the reservation once the stream is over, on a context detached from the
-// stream (which is already cancelled when the client went away).
-func (st *stream) settle() []zap.Field {
-	if st.hold == nil {
-		return nil
-	}
-	var u llm.Usage
-	seen := false
+// conclude reads the final usage and settles the reservation once the stream is over, on a
+// context detached from the stream (which is already cancelled when the client went away).
+func (st *stream) conclude() {
 	if st.usage != nil {
 		st.usage.Finish()
-		u, seen = st.usage.Usage()
+		st.used, st.usageSeen = st.usage.Usage()
+	}
+	if st.fwd != nil && st.usageSeen {
+		st.settled = policy.Settlement{Tokens: st.used.Total(), CostMicros: st.fwd.Cost(st.used), Rule: "usage"}
+	}
+	if st.hold == nil {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), settleTimeout)
 	defer cancel()
-	res, err := st.hold.Settle(ctx, u, seen, st.status)
-	fields := []zap.Field{
-		zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros),
-		zap.Int64(fieldCostMicros, res.CostMicros),
-		zap.Int64(fieldTokens, res.Tokens),
-		zap.String(fieldSettleRule, res.Rule),
-	}
-	if seen {
-		fields = append(fields, zap.Int64(fieldInputTokens, u.InputTokens), zap.Int64(fieldOutputTokens, u.OutputTokens),
-			zap.Int64(fieldCachedTokens, u.CachedInputTokens+u.CacheWriteTokens))
-	}
+	res, err := st.hold.Settle(ctx, st.used, st.usageSeen, st.status)
+	st.settled = res
 	if err != nil {
 		st.log.Error("budget settle failed; the reservation expires on its own", zap.Error(err))
+	}
+}
+
+// settleFields log the charge.
+func (st *stream) settleFields() []zap.Field {
+	var fields []zap.Field
+	if st.hold != nil {
+		fields = append(fields, zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros), zap.String(fieldSettleRule, st.settled.Rule))
+	}
+	if st.hold != nil || st.usageSeen {
+		fields = append(fields, zap.Int64(fieldCostMicros, st.settled.CostMicros), zap.Int64(fieldTokens, st.settled.Tokens))
+	}
+	if st.usageSeen {
+		fields = append(fields, zap.Int64(fieldInputTokens, st.used.InputTokens), zap.Int64(fieldOutputTokens, st.used.OutputTokens),
+			zap.Int64(fieldCachedTokens, st.used.CachedInputTokens+st.used.CacheWriteTokens))
 	}
 	return fields
 }
@@ -244,7 +273,8 @@ func (st *stream) immediate(rep *policy.Reply) *extprocv3.ProcessingResponse {
 
 // finish writes the one summary line of the stream. It never holds content or secrets.
 func (st *stream) finish() {
-	fields := make([]zap.Field, 0, 16)
+	st.conclude()
+	fields := make([]zap.Field, 0, 24)
 	fields = append(fields,
 		zap.String(fieldReason, string(st.reason)),
 		zap.String(fieldMethod, st.method),
@@ -254,10 +284,8 @@ func (st *stream) finish() {
 		zap.Int(fieldRequestBytes, st.reqBytes),
 		zap.Int64(fieldResponseBytes, st.respBytes),
 	)
-	if st.adm != nil {
-		fields = append(fields, zap.String(fieldEndpoint, st.adm.Endpoint.String()))
-	}
-	fields = append(fields, st.settle()...)
+	fields = append(fields, zap.String(fieldEndpoint, st.endpoint))
+	fields = append(fields, st.settleFields()...)
 	fields = append(fields, st.guardFields()...)
 	if st.fwd != nil {
 		fields = append(fields,
@@ -298,6 +326,21 @@ func checkProtocol(pc *extprocv3.ProtocolConfiguration) error {
 		return fmt.Errorf("send_body_without_waiting_for_header_response must be false")
 	}
 	return nil
+}
+
+// sanitizeID keeps a request id only if it looks like one: Envoy may pass a client-sent
+// x-request-id through, and it lands in logs and the audit trail.
+func sanitizeID(id string) string {
+	if len(id) > 128 {
+		return "invalid"
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "invalid"
+		}
+	}
+	return id
 }
 
 // pathOnly drops the query string, which may carry tokens, before a path is logged.

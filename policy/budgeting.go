@@ -78,6 +78,15 @@ type Hold struct {
 	FailedOpen bool
 }
 
+// Limits names the limits the reservation was checked against ("usd_per_day", ...).
+func (h *Hold) Limits() []string {
+	out := make([]string, len(h.planned))
+	for i, p := range h.planned {
+		out[i] = p.Scope + ":" + p.Kind.String()
+	}
+	return out
+}
+
 // Settlement is what a request was finally charged.
 type Settlement struct {
 	Tokens     int64

@@ -252,6 +252,9 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	return f, nil
 }
 
+// Cost prices usage with the model's prices, in micro-dollars.
+func (f *Forward) Cost(u llm.Usage) int64 { return f.price.Cost(u) }
+
 // rewrite applies the body changes, re-parsing after each so byte spans stay exact: the
 // upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
 // usage can be settled), the request policy's output cap (capOut, clamped or written in),
@@ -325,6 +328,11 @@ func maxTokensField(e llm.Endpoint, typ string) string {
 		return "max_output_tokens"
 	}
 	return ""
+}
+
+// AuditUnavailable is the refusal while the audit trail cannot be written (fail closed).
+func (s *Snapshot) AuditUnavailable(reqID string) *Reply {
+	return denial(llm.OpenAI, reqID, http.StatusServiceUnavailable, ReasonAuditUnavailable, "the audit trail is unavailable; try again shortly")
 }
 
 // allowed applies the key's and the team's model allow-lists (both must admit the model).

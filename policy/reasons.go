@@ -31,6 +31,7 @@ const (
 	ReasonMaxTokensExceeded    Reason = "max_tokens_exceeded"
 	ReasonGuardrailBlocked     Reason = "guardrail_blocked"
 	ReasonGuardrailUnreadable  Reason = "guardrail_unreadable"
+	ReasonAuditUnavailable     Reason = "audit_unavailable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
 )

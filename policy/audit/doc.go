@@ -1,0 +1,53 @@
+// Package audit writes minimized, tamper-evident audit records: one Event per
+// request, chained with HMAC-SHA256 and closed with Ed25519-signed
+// checkpoints, to stdout, rotated files or an HTTP webhook.
+//
+// # Minimized
+//
+// An Event holds what an auditor and a FinOps team need (who, which model,
+// outcome, tokens, cost, latencies, guardrail findings) and never prompt or
+// completion text, credential headers or keys. Content is off by default;
+// ContentPolicy can add keyed HMACs of it (hash) or an age ciphertext to a
+// recipient whose identity the gateway never holds (sealed). Client addresses
+// are truncated with TruncateAddr before they reach the event.
+//
+// # Never blocking
+//
+// Emitter.Emit copies the event onto a bounded queue and returns; a single
+// writer goroutine chains and batches records to the sinks. A full queue drops
+// the event and counts it, and the chain records the drop as a "dropped"
+// marker. Healthy lets the caller refuse requests while the trail is
+// unwritable (fail closed).
+//
+// # Chain
+//
+// Every record is one JSON line ending in the members seq, prev and mac:
+//
+//	{"v":1,...,"seq":N,"prev":"<64 hex>","mac":"<64 hex>"}
+//
+// seq counts records from 1 per emitter lifetime (a chain segment); prev is
+// the mac of the previous record, or a random 32-byte chain id for seq 1. mac
+// is HMAC-SHA256(chain key, B) in lowercase hex, where B is the exact bytes of
+// the record serialized without the mac member, ending in
+// `"seq":N,"prev":"..."}`. The written line is B without its final "}",
+// followed by `,"mac":"<hex>"}` and "\n". A verifier recovers B from the line
+// by cutting that fixed-length suffix and appending "}": nothing is ever
+// re-marshalled, so key order, escaping and number formats cannot make a valid
+// record fail or an edited one pass.
+//
+// # Checkpoints
+//
+// File sinks end every file, on rotation and at Close, with a checkpoint:
+//
+//	{"v":1,"type":"checkpoint","seq":N,"last_mac":"<hex>","count":C,"time":"...","sig":"<128 hex>"}
+//
+// seq and last_mac are those of the last record before it; count is the number
+// of records in the file since its start or its previous checkpoint. sig is
+// Ed25519 over "tollgate audit checkpoint v1\n" followed by the checkpoint's
+// bytes without the sig member (built like B above). The first record of the
+// next file has prev equal to last_mac, so a rotated set is one chain.
+//
+// Verify walks a set of files in chain order and reports the first edited,
+// deleted, reordered or duplicated record, a broken link, a truncated tail (a
+// record not followed by a checkpoint) and a bad checkpoint signature.
+package audit

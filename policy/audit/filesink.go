@@ -1,0 +1,371 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FsyncMode says when a FileSink forces its writes to stable storage.
+type FsyncMode string
+
+// Fsync modes. Whatever the mode, a file is fsynced before it is rotated and
+// at Close.
+const (
+	// FsyncAlways fsyncs after every batch. The emitter batches greedily, so
+	// under load this is group commit, not one fsync per event.
+	FsyncAlways FsyncMode = "always"
+	// FsyncInterval fsyncs at most every FsyncInterval, when something was
+	// written since the last fsync (the default).
+	FsyncInterval FsyncMode = "interval"
+	// FsyncNever leaves flushing to the operating system.
+	FsyncNever FsyncMode = "never"
+)
+
+// FileSink defaults.
+const (
+	DefaultMaxBytes      = 100 << 20
+	DefaultFsyncInterval = time.Second
+)
+
+// FileSinkConfig configures a FileSink.
+type FileSinkConfig struct {
+	// Path is the active file. Its directory is created (0700) when missing.
+	Path string
+	// MaxBytes rotates the file before a record would take it past this size
+	// (a record larger than MaxBytes still goes into a file of its own). 0
+	// means DefaultMaxBytes.
+	MaxBytes int64
+	// Fsync is the fsync mode; "" means FsyncInterval.
+	Fsync FsyncMode
+	// FsyncInterval is the period for FsyncInterval; 0 means DefaultFsyncInterval.
+	FsyncInterval time.Duration
+	// CheckpointKey signs the checkpoint written at the end of each file on
+	// rotation and at Close. Required: a file without checkpoints cannot be
+	// verified. Verify with the matching public key.
+	CheckpointKey ed25519.PrivateKey
+	// Now is the clock for checkpoint times; nil means time.Now.
+	Now func() time.Time
+}
+
+// FileSink appends records to a file, rotating by size. Files are created
+// 0600 and only ever appended to.
+//
+// Rotation: the active file Path is closed with a signed checkpoint, fsynced,
+// and renamed to Path.N, where N is one more than the highest N already
+// present (so Path.1 is the oldest and a rotated file is never renamed again);
+// a new Path is then started. The sink never deletes or rewrites a rotated
+// file: retention is the operator's call. Verify orders a set by the chain, so
+// the names need not sort.
+//
+// On open, an existing Path is appended to. If it does not end in a newline
+// (a crash mid-write) a newline is written first, so the damage stays on one
+// line that Verify reports. Run one FileSink per path.
+type FileSink struct {
+	cfg FileSinkConfig
+
+	mu      sync.Mutex // guards everything below; the syncer takes it too
+	f       *os.File
+	size    int64
+	next    int // next rotation index
+	tail    tail
+	dirty   bool  // written since the last fsync
+	partial bool  // the file ends mid-line after a failed write
+	lastErr error // last write, rotation or fsync error; nil when healthy
+	closed  bool
+	buf     []byte
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewFileSink validates cfg and opens (or creates) the active file.
+func NewFileSink(cfg FileSinkConfig) (*FileSink, error) {
+	var errs []error
+	if cfg.Path == "" {
+		errs = append(errs, errors.New("path: required"))
+	}
+	if len(cfg.CheckpointKey) != ed25519.PrivateKeySize {
+		errs = append(errs, fmt.Errorf("checkpoint_key: %w", ErrBadCheckpointKey))
+	}
+	if cfg.MaxBytes < 0 || cfg.FsyncInterval < 0 {
+		errs = append(errs, errors.New("max_bytes, fsync_interval: must not be negative"))
+	}
+	switch cfg.Fsync {
+	case "":
+		cfg.Fsync = FsyncInterval
+	case FsyncAlways, FsyncInterval, FsyncNever:
+	default:
+		errs = append(errs, errors.New("fsync: must be always, interval or never"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: file sink: %w", ErrBadConfig, errors.Join(errs...))
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.FsyncInterval == 0 {
+		cfg.FsyncInterval = DefaultFsyncInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("audit file sink: %w", err)
+	}
+	s := &FileSink{cfg: cfg}
+	next, err := nextRotation(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("audit file sink: %w", err)
+	}
+	s.next = next
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	if cfg.Fsync == FsyncInterval {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.syncLoop()
+	}
+	return s, nil
+}
+
+// Write appends the batch, rotating first whenever the next record would pass
+// MaxBytes. A batch holding a record the Emitter did not chain is refused
+// whole with ErrNotChained.
+func (s *FileSink) Write(_ context.Context, batch [][]byte) error {
+	for _, r := range batch {
+		if _, ok := parseChained(trimNewline(r)); !ok || r[len(r)-1] != '\n' {
+			return ErrNotChained
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	err := s.write(batch)
+	if err == nil && s.cfg.Fsync == FsyncAlways {
+		err = s.sync()
+	}
+	s.lastErr = err
+	return err
+}
+
+func (s *FileSink) write(batch [][]byte) error {
+	if s.f == nil {
+		if err := s.open(); err != nil {
+			return err
+		}
+	}
+	buf := s.buf[:0]
+	recs := batch[:0:0]
+	for _, r := range batch {
+		if s.size+int64(len(buf)) > 0 && s.size+int64(len(buf)+len(r)) > s.cfg.MaxBytes {
+			if err := s.append(buf, recs); err != nil {
+				return err
+			}
+			if err := s.rotate(); err != nil {
+				return err
+			}
+			buf, recs = buf[:0], recs[:0]
+		}
+		buf = append(buf, r...)
+		recs = append(recs, r)
+	}
+	err := s.append(buf, recs)
+	if cap(buf) <= 1<<20 {
+		s.buf = buf[:0]
+	}
+	return err
+}
+
+// append writes buf, the concatenation of recs, and counts the records that
+// were written whole.
+func (s *FileSink) append(buf []byte, recs [][]byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := s.writeRaw(buf)
+	for _, r := range recs {
+		if n < len(r) {
+			break
+		}
+		n -= len(r)
+		s.tail.add(r)
+	}
+	if err != nil {
+		return fmt.Errorf("audit file sink: %w", err)
+	}
+	return nil
+}
+
+// writeRaw writes b on a fresh line, repairing a previous partial write, and
+// returns how many bytes of b were written.
+func (s *FileSink) writeRaw(b []byte) (int, error) {
+	if s.partial {
+		if _, err := s.f.Write([]byte{'\n'}); err != nil {
+			return 0, err
+		}
+		s.size++
+		s.partial = false
+	}
+	n, err := s.f.Write(b)
+	s.size += int64(n)
+	s.dirty = s.dirty || n > 0
+	if n < len(b) && n > 0 {
+		s.partial = b[n-1] != '\n'
+	}
+	return n, err
+}
+
+// rotate closes the active file with a checkpoint and starts a new one.
+func (s *FileSink) rotate() error {
+	if err := s.finish(); err != nil {
+		return err
+	}
+	dst := s.cfg.Path + "." + strconv.Itoa(s.next)
+	for {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		s.next++
+		dst = s.cfg.Path + "." + strconv.Itoa(s.next)
+	}
+	if err := os.Rename(s.cfg.Path, dst); err != nil {
+		return fmt.Errorf("audit file sink: rotate: %w", err)
+	}
+	s.next++
+	syncDir(filepath.Dir(s.cfg.Path))
+	return s.open()
+}
+
+// finish writes the checkpoint, fsyncs and closes the active file.
+func (s *FileSink) finish() error {
+	if s.f == nil {
+		return nil
+	}
+	if cp := s.tail.checkpoint(s.cfg.CheckpointKey, s.cfg.Now()); cp != nil {
+		if _, err := s.writeRaw(cp); err != nil {
+			return fmt.Errorf("audit file sink: checkpoint: %w", err)
+		}
+		s.tail.count = 0
+	}
+	if err := s.sync(); err != nil {
+		return err
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("audit file sink: %w", err)
+	}
+	return nil
+}
+
+func (s *FileSink) open() error {
+	f, err := os.OpenFile(s.cfg.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit file sink: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("audit file sink: %w", err)
+	}
+	s.f, s.size, s.partial, s.tail = f, st.Size(), false, tail{}
+	if s.size > 0 {
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], s.size-1); err != nil && !errors.Is(err, io.EOF) {
+			f.Close()
+			s.f = nil
+			return fmt.Errorf("audit file sink: %w", err)
+		}
+		s.partial = last[0] != '\n'
+	}
+	return nil
+}
+
+func (s *FileSink) sync() error {
+	if s.f == nil || !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("audit file sink: fsync: %w", err)
+	}
+	s.dirty = false
+	return nil
+}
+
+func (s *FileSink) syncLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			if err := s.sync(); err != nil {
+				s.lastErr = err
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Healthy reports whether the last write, rotation and fsync succeeded.
+func (s *FileSink) Healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr == nil && !s.closed
+}
+
+// Close writes the checkpoint for the records since the last one, fsyncs and
+// closes the file. It is safe to call more than once.
+func (s *FileSink) Close() error {
+	if s.stop != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+		<-s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.finish()
+}
+
+// nextRotation returns one more than the highest N of the existing path.N files.
+func nextRotation(path string) (int, error) {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return 0, err
+	}
+	prefix, max := filepath.Base(path)+".", 0
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.TrimPrefix(e.Name(), prefix))
+		if strings.HasPrefix(e.Name(), prefix) && err == nil && n > max {
+			max = n
+		}
+	}
+	return max + 1, nil
+}
+
+// syncDir fsyncs a directory so a rename survives a crash. Best effort: not
+// every platform or file system supports it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}

@@ -1,0 +1,128 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Sink receives batches of serialized audit records. Each element of batch is
+// one complete record, a JSON line ending in "\n", as the Emitter chained it.
+// Records are immutable and a sink may keep them after Write returns; the
+// batch slice itself is reused by the caller and must not be kept.
+//
+// The Emitter calls Write and Close from its single writer goroutine, never
+// concurrently. Write should return quickly: a sink that talks to something
+// slow queues internally (as WebhookSink does), because while Write runs the
+// emitter's queue fills and further events are dropped.
+type Sink interface {
+	Write(ctx context.Context, batch [][]byte) error
+	Close() error
+}
+
+// Compile-time guards.
+var (
+	_ Sink = (*WriterSink)(nil)
+	_ Sink = (*FileSink)(nil)
+	_ Sink = (*WebhookSink)(nil)
+)
+
+// WriterSink writes records as JSON lines to an io.Writer (standard output, a
+// pipe). With a checkpoint key it writes a signed checkpoint at Close, so a
+// captured stream can be verified like a file.
+type WriterSink struct {
+	mu     sync.Mutex
+	w      io.Writer
+	key    ed25519.PrivateKey
+	now    func() time.Time
+	tail   tail
+	closed bool
+}
+
+// NewWriterSink returns a sink writing to w. checkpointKey may be nil (no
+// checkpoint at Close; Verify then reports the stream as truncated). Close
+// does not close w.
+func NewWriterSink(w io.Writer, checkpointKey ed25519.PrivateKey) *WriterSink {
+	return &WriterSink{w: w, key: checkpointKey, now: time.Now}
+}
+
+// Write writes the batch with one Write call on the underlying writer. A batch
+// holding a record the Emitter did not chain is refused whole with
+// ErrNotChained.
+func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var n int
+	for _, r := range batch {
+		if _, ok := parseChained(trimNewline(r)); !ok || r[len(r)-1] != '\n' {
+			return ErrNotChained
+		}
+		n += len(r)
+	}
+	buf := make([]byte, 0, n)
+	for _, r := range batch {
+		buf = append(buf, r...)
+	}
+	if _, err := s.w.Write(buf); err != nil {
+		return fmt.Errorf("audit writer sink: %w", err)
+	}
+	for _, r := range batch {
+		s.tail.add(r)
+	}
+	return nil
+}
+
+// Close writes the checkpoint (when a key was given and records were written)
+// and marks the sink closed.
+func (s *WriterSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if cp := s.tail.checkpoint(s.key, s.now()); cp != nil {
+		if _, err := s.w.Write(cp); err != nil {
+			return fmt.Errorf("audit writer sink: checkpoint: %w", err)
+		}
+		s.tail.count = 0
+	}
+	return nil
+}
+
+// tail tracks the chain position of the records written to one file or
+// stream since its last checkpoint.
+type tail struct {
+	seq   uint64
+	mac   [macHexLen]byte
+	count uint64
+}
+
+// add records rec as written. It reports false for a record without chain
+// members, which is not counted.
+func (t *tail) add(rec []byte) bool {
+	c, ok := parseChained(trimNewline(rec))
+	if !ok {
+		return false
+	}
+	t.seq = c.seq
+	copy(t.mac[:], c.mac)
+	t.count++
+	return true
+}
+
+// checkpoint returns the signed checkpoint for the records since the last
+// one, or nil when there is no key or nothing to cover. The caller resets
+// count once the checkpoint is written.
+func (t *tail) checkpoint(key ed25519.PrivateKey, now time.Time) []byte {
+	if len(key) != ed25519.PrivateKeySize || t.count == 0 {
+		return nil
+	}
+	return signCheckpoint(key, t.seq, string(t.mac[:]), t.count, now)
+}

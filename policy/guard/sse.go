@@ -1,0 +1,531 @@
+package guard
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/tollgate-ai/tollgate/policy/llm"
+)
+
+// Bounds on what one SSERedactor holds.
+const (
+	// maxHeldBytes caps the text held back by all of a stream's scanners
+	// together. Past it every open text is flushed (redacted as far as it
+	// goes) in synthesized events. One scanner holds at most four times the
+	// longest match (see StreamScanner), so only many parallel texts reach
+	// it.
+	maxHeldBytes = 1 << 20
+	// maxOpenTexts caps the texts (choices, tool calls, content blocks,
+	// output parts) open at once. The text of one more is dropped and
+	// recorded as a scan failure.
+	maxOpenTexts = 512
+	// maxCommentLen caps a comment line passed through; longer ones are cut.
+	maxCommentLen = 1024
+	// maxTemplate caps the copy of an event kept to synthesize a flush event
+	// in its image; a larger one is replaced by a minimal event.
+	maxTemplate = 16 << 10
+	// keepOut is the largest output buffer kept between calls.
+	keepOut = 64 << 10
+)
+
+// doneData is the data of the OpenAI end-of-stream sentinel event.
+var doneData = []byte("[DONE]")
+
+// SSERedactor rewrites one streamed (text/event-stream) response so that
+// only text the guardrails have checked leaves, even when a secret is split
+// across chunks or events. Create one per response with
+// Engine.NewSSERedactor, pass every body chunk to Feed, in order, and call
+// Finish at the end of the stream; release exactly what they return.
+//
+// # Output
+//
+// Only complete events are released; an event cut across chunks waits for
+// the rest. Each is re-serialized as "event: NAME\n" (when it had a type)
+// and "data: JSON\n\n": one data line, or one per line of a data value that
+// spans lines, so the data is always what was read. "id" and "retry" fields
+// are not kept. Comment lines (": keep-alive") pass through, cut at 1 KiB, in
+// order. The data of an event that carries no text is released
+// byte-identical; in an event that does, only the text values change (and,
+// where held text is released, members are added), every other byte is
+// kept.
+//
+// # Where the text is
+//
+//   - Chat completions: choices[i].delta.content, .refusal,
+//     .reasoning_content and .reasoning (OpenAI-compatible servers), the
+//     legacy .function_call.arguments and .tool_calls[j].function.arguments:
+//     one text per choice index and field (and tool call index).
+//   - Completions: choices[i].text.
+//   - Responses: every "*.delta" event whose delta is a string
+//     (response.output_text, .refusal, .function_call_arguments,
+//     .reasoning_summary_text, ...; not response.audio), one text per event
+//     kind, item_id, output_index, content_index and summary_index. The
+//     events that repeat the full text (the matching "*.done",
+//     response.content_part.done, response.output_item.done,
+//     response.completed and friends) are scanned whole, like a JSON
+//     response, with the stream's placeholder numbering.
+//   - Messages: content_block_delta with text_delta (delta.text),
+//     input_json_delta (delta.partial_json) or thinking_delta
+//     (delta.thinking), one text per block index; message_start and
+//     content_block_start are scanned whole.
+//
+// # What is held back, and when it is released
+//
+// Each text goes through a StreamScanner: a delta is replaced by what Push
+// releases (possibly ""), so the tail that could still start or continue a
+// match (usually the last partial word) is held and released in a later
+// delta of the same text. The rest is flushed:
+//
+//   - chat and completions: in the event that carries the choice's
+//     finish_reason, appended to its text (the member, and delta, added when
+//     absent); texts still open at "data: [DONE]" or at Finish, in one
+//     synthesized event that copies the last text event's envelope (id,
+//     model, ...; usage set to null) before [DONE];
+//   - Responses: in a synthesized copy of the text's last delta event, just
+//     before the matching "*.done", before response.completed, .incomplete
+//     or .failed, or at Finish;
+//   - Messages: in a synthesized content_block_delta (same index and delta
+//     type) just before the block's content_block_stop, before
+//     message_delta or message_stop, or at Finish.
+//
+// When the held text of all texts passes 1 MiB, all are flushed at once.
+//
+// # Actions and failures
+//
+// As on StreamScanner, a block rule redacts (the status line is gone) and
+// Findings report Redact; audit rules only count; under a dry run nothing
+// is rewritten and Findings report the configured actions. An event whose
+// data is not one readable JSON value (malformed, a duplicate key, members
+// that differ only in case where text is read), a text value that is not a
+// string, an event over llm.MaxSSEEventSize or a text past the open-text
+// cap is a scan failure: every rule gets a Failed finding and, unless every
+// rule fails open, the event (or that text) is dropped rather than released
+// unchecked.
+//
+// A profile without rules, under a dry run, or with only audit rules that
+// fail open changes nothing: Feed returns its chunk as it came, and the
+// events are still scanned for Findings.
+//
+// Placeholders are numbered once per stream, across its texts and the
+// events scanned whole, so a value keeps its number.
+//
+// Each Feed costs O(len(chunk) + bytes held by the texts it touches). An
+// SSERedactor is not safe for concurrent use. Its methods are no-ops on a
+// nil receiver (Feed then releases nothing).
+type SSERedactor struct {
+	p        *profile
+	ep       llm.Endpoint
+	observe  bool // nothing is rewritten or dropped: the input is released as is
+	failOpen bool // every rule fails open: unreadable events are released
+	finished bool
+
+	sse     llm.SSEParser
+	emit    func(event, data []byte) // r.onEvent, bound once
+	dropped int
+
+	// Comment tracking: the parser drops comment lines, so the redactor
+	// follows line starts itself and feeds the parser up to the end of each
+	// comment before releasing it, which keeps comments in order.
+	lineStart bool
+	inComment bool
+	skipLF    bool
+	comment   []byte
+
+	out   []byte // released by the current call
+	tree  jtree
+	ed    editor
+	dec   []byte // decoded strings
+	typ   []byte // a decoded "type" member
+	evbuf []byte // an event with its edits applied
+	kbuf  []byte
+
+	texts map[streamKey]*textStream
+	open  []*textStream // the open texts, oldest first
+	free  []*StreamScanner
+	held  int // bytes held by the open texts' scanners
+
+	counts  []int // per rule: matches in streamed text (shared by the scanners)
+	whole   []int // per rule: matches in events scanned whole
+	repeat  []int // per rule: most matches in one event that repeats streamed text
+	evCount []int
+	failed  bool
+	ph      placeholders
+
+	// chat and completions
+	slots   []chatSlot
+	choices []chatChoice
+	env     []byte // the last text event without its choices value
+	envAt   int    // where that value was
+	envName []byte
+	hasEnv  bool
+}
+
+// streamKey identifies one text of a stream: a chat choice and field, a
+// Messages block and delta type (a, b), or a Responses part (s).
+type streamKey struct {
+	a, b int32
+	s    string
+}
+
+// textStream is one open text.
+type textStream struct {
+	key streamKey
+	sc  *StreamScanner
+	// Responses: the text's last delta event as released, with its delta
+	// emptied to "" at tmplAt, and its event name.
+	tmpl     []byte
+	tmplAt   int
+	tmplName []byte
+}
+
+// NewSSERedactor returns a redactor for one streamed response of endpoint
+// ep (chat completions, completions, Responses or Messages; others are
+// ErrUnsupportedEndpoint) under the named profile.
+func (e *Engine) NewSSERedactor(profile string, ep llm.Endpoint) (*SSERedactor, error) {
+	p, ok := e.profiles[profile]
+	if !ok {
+		return nil, ErrUnknownProfile
+	}
+	switch ep {
+	case llm.ChatCompletions, llm.Completions, llm.Responses, llm.Messages:
+	default:
+		return nil, ErrUnsupportedEndpoint
+	}
+	n := len(p.Rules)
+	r := &SSERedactor{
+		p: p, ep: ep, lineStart: true,
+		counts: make([]int, n), whole: make([]int, n), repeat: make([]int, n), evCount: make([]int, n),
+		texts: map[streamKey]*textStream{},
+	}
+	r.emit = r.onEvent
+	auditOnly, allOpen := true, true
+	for _, rule := range p.Rules {
+		auditOnly = auditOnly && rule.Action == Audit
+		allOpen = allOpen && rule.FailOpen
+	}
+	r.failOpen = allOpen
+	r.observe = n == 0 || p.DryRun || (auditOnly && allOpen)
+	return r, nil
+}
+
+// Feed reads the next chunk of the body and returns the bytes to release in
+// its place (possibly none). The returned slice is the caller's.
+func (r *SSERedactor) Feed(chunk []byte) []byte {
+	if r == nil || r.finished {
+		return nil
+	}
+	r.out = r.out[:0]
+	r.feedLines(chunk)
+	r.checkDropped()
+	if r.observe {
+		return bytes.Clone(chunk)
+	}
+	return r.take()
+}
+
+// Finish ends the stream: an event the body left unterminated is read as
+// complete, and every text still held is released, redacted. Later calls
+// release nothing.
+func (r *SSERedactor) Finish() []byte {
+	if r == nil || r.finished {
+		return nil
+	}
+	r.out = r.out[:0]
+	r.sse.Flush(r.emit)
+	r.checkDropped()
+	r.flushAll(true)
+	r.finished = true
+	r.comment = nil
+	if r.observe {
+		return nil
+	}
+	return r.take()
+}
+
+// Findings reports per rule what the stream held so far, in profile order
+// with an empty Path (the shape of Result.Totals): never any text. The
+// Responses events that repeat streamed text are not counted twice: a
+// rule's count is its streamed matches or the matches of the richest
+// repeating event, whichever is larger.
+func (r *SSERedactor) Findings() []Finding {
+	if r == nil {
+		return nil
+	}
+	var out []Finding
+	for i, rule := range r.p.Rules {
+		n := max(r.counts[i]+r.whole[i], r.repeat[i])
+		if n == 0 && !r.failed {
+			continue
+		}
+		act := rule.Action
+		if act == Block && !r.p.DryRun {
+			act = Redact
+		}
+		out = append(out, Finding{RuleID: rule.ID, Detector: rule.Detector, Action: act, Count: n, Failed: r.failed})
+	}
+	return out
+}
+
+// take returns a copy of the output and keeps the buffer unless it grew
+// large.
+func (r *SSERedactor) take() []byte {
+	if len(r.out) == 0 {
+		return nil
+	}
+	out := bytes.Clone(r.out)
+	if cap(r.out) > keepOut {
+		r.out = nil
+	}
+	return out
+}
+
+// checkDropped records events the parser dropped for their size: they are
+// never released, and their text went unscanned.
+func (r *SSERedactor) checkDropped() {
+	if d := r.sse.Dropped(); d != r.dropped {
+		r.dropped = d
+		r.failed = true
+	}
+}
+
+// feedLines passes chunk to the SSE parser, split after each comment line
+// so that the comment is released after the events before it.
+func (r *SSERedactor) feedLines(chunk []byte) {
+	start, i := 0, 0
+	if r.skipLF && len(chunk) > 0 {
+		// The last chunk ended in '\r'; a '\n' here ends no further line.
+		r.skipLF = false
+		if chunk[0] == '\n' {
+			i = 1
+		}
+	}
+	nextLF, nextCR := -1, -1
+	for i < len(chunk) {
+		if r.lineStart {
+			r.lineStart = false
+			r.inComment = chunk[i] == ':'
+		}
+		if nextLF < i {
+			nextLF = indexFrom(chunk, i, '\n')
+		}
+		if nextCR < i {
+			nextCR = indexFrom(chunk, i, '\r')
+		}
+		end := min(nextLF, nextCR)
+		if r.inComment && len(r.comment) < maxCommentLen {
+			r.comment = append(r.comment, chunk[i:min(end, i+maxCommentLen-len(r.comment))]...)
+		}
+		if end == len(chunk) {
+			break
+		}
+		next := end + 1
+		if chunk[end] == '\r' {
+			switch {
+			case next == len(chunk):
+				r.skipLF = true
+			case chunk[next] == '\n':
+				next++
+			}
+		}
+		r.lineStart = true
+		if r.inComment {
+			r.sse.Feed(chunk[start:next], r.emit)
+			start = next
+			r.inComment = false
+			if !r.observe {
+				r.out = append(append(r.out, r.comment...), '\n')
+			}
+			r.comment = r.comment[:0]
+		}
+		i = next
+	}
+	if start < len(chunk) {
+		r.sse.Feed(chunk[start:], r.emit)
+	}
+}
+
+// indexFrom returns the index of the first c in b at or after i, or len(b).
+func indexFrom(b []byte, i int, c byte) int {
+	if j := bytes.IndexByte(b[i:], c); j >= 0 {
+		return i + j
+	}
+	return len(b)
+}
+
+// onEvent handles one complete event. data is valid only during the call.
+func (r *SSERedactor) onEvent(name, data []byte) {
+	if bytes.Equal(data, doneData) {
+		r.flushAll(true)
+		r.writeEvent(name, data)
+		return
+	}
+	switch r.ep {
+	case llm.ChatCompletions, llm.Completions:
+		r.chatEvent(name, data)
+	case llm.Responses:
+		r.responsesEvent(name, data)
+	case llm.Messages:
+		r.messagesEvent(name, data)
+	}
+	r.tree.release()
+	if r.held > maxHeldBytes {
+		r.flushAll(false)
+	}
+}
+
+// writeEvent releases one event. A data value that spans lines is written
+// as one data line per line, which a client joins back with '\n'.
+func (r *SSERedactor) writeEvent(name, data []byte) {
+	if r.observe {
+		return
+	}
+	if len(name) > 0 {
+		r.out = append(r.out, "event: "...)
+		r.out = append(r.out, name...)
+		r.out = append(r.out, '\n')
+	}
+	for {
+		line, rest, more := bytes.Cut(data, []byte{'\n'})
+		r.out = append(r.out, "data: "...)
+		r.out = append(r.out, line...)
+		r.out = append(r.out, '\n')
+		if !more {
+			break
+		}
+		data = rest
+	}
+	r.out = append(r.out, '\n')
+}
+
+// unreadable handles an event whose text cannot be read: a scan failure,
+// released as it came only when every rule fails open.
+func (r *SSERedactor) unreadable(name, data []byte) {
+	r.failed = true
+	if r.failOpen {
+		r.writeEvent(name, data)
+	}
+}
+
+// text returns the open text k, opening it if needed; nil (a scan failure)
+// when too many are open.
+func (r *SSERedactor) text(k streamKey) *textStream {
+	if ts, ok := r.texts[k]; ok {
+		return ts
+	}
+	if len(r.open) >= maxOpenTexts {
+		r.failed = true
+		return nil
+	}
+	var sc *StreamScanner
+	if n := len(r.free); n > 0 {
+		sc, r.free = r.free[n-1], r.free[:n-1]
+	} else {
+		sc = r.p.newStreamScanner("", r.counts, &r.ph)
+	}
+	ts := &textStream{key: k, sc: sc}
+	r.texts[k] = ts
+	r.open = append(r.open, ts)
+	return ts
+}
+
+// push scans the next delta of ts and returns what may be released.
+func (r *SSERedactor) push(ts *textStream, delta []byte) []byte {
+	before := ts.sc.Held()
+	out := ts.sc.Push(delta)
+	r.held += ts.sc.Held() - before
+	return out
+}
+
+// flush returns everything ts holds, redacted.
+func (r *SSERedactor) flush(ts *textStream) []byte {
+	r.held -= ts.sc.Held()
+	return ts.sc.Flush()
+}
+
+// closeText flushes ts, forgets it and returns the flushed text.
+func (r *SSERedactor) closeText(ts *textStream) []byte {
+	out := r.flush(ts)
+	delete(r.texts, ts.key)
+	if i := slices.Index(r.open, ts); i >= 0 {
+		r.open = slices.Delete(r.open, i, i+1)
+	}
+	if len(r.free) < 8 {
+		r.free = append(r.free, ts.sc)
+	}
+	ts.sc = nil
+	return out
+}
+
+// flushAll releases the held text of every open text in synthesized
+// events, closing the texts when close is set (end of stream).
+func (r *SSERedactor) flushAll(close bool) {
+	if len(r.open) == 0 {
+		return
+	}
+	switch r.ep {
+	case llm.ChatCompletions, llm.Completions:
+		r.chatFlushAll(close)
+	case llm.Responses:
+		r.responsesFlushAll(close)
+	case llm.Messages:
+		r.messagesFlushAll(close)
+	}
+}
+
+// openTexts returns a copy of the open texts, for loops that close some.
+func (r *SSERedactor) openTexts() []*textStream {
+	return slices.Clone(r.open)
+}
+
+// wholeScan scans an event like a JSON response with schema and releases
+// it, redacted. repeat marks an event that repeats streamed text, whose
+// matches are not added to the counts (see Findings).
+func (r *SSERedactor) wholeScan(name, data []byte, schema *node, repeat bool) {
+	res, err := r.p.scanJSON(schema, data, true, &r.ph)
+	if err != nil || res.ScanErr != nil {
+		r.unreadable(name, data)
+		return
+	}
+	if len(res.Findings) > 0 {
+		clear(r.evCount)
+		for _, f := range res.Findings {
+			for i := range r.p.Rules {
+				if r.p.Rules[i].ID == f.RuleID {
+					r.evCount[i] += f.Count
+					break
+				}
+			}
+		}
+		for i, n := range r.evCount {
+			if repeat {
+				r.repeat[i] = max(r.repeat[i], n)
+			} else {
+				r.whole[i] += n
+			}
+		}
+	}
+	if res.NewBody != nil {
+		data = res.NewBody
+	}
+	r.writeEvent(name, data)
+}
+
+// badValue handles a text member whose value is not a string (nor null):
+// a scan failure. Unless every rule fails open, the value is replaced by
+// repl, as a JSON string.
+func (r *SSERedactor) badValue(n int32, repl []byte) {
+	r.failed = true
+	if !r.failOpen {
+		nd := r.tree.nodes[n]
+		r.ed.replaceQuoted(nd.start, nd.end, repl)
+	}
+}
+
+// release applies the event's edits and returns the data to release.
+func (r *SSERedactor) release(data []byte) []byte {
+	if len(r.ed.edits) == 0 {
+		return data
+	}
+	r.evbuf = r.ed.apply(r.evbuf[:0], data)
+	return r.evbuf
+}
