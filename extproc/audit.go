@@ -53,6 +53,7 @@ func clientAddr(req *extprocv3.ProcessingRequest) string {
 // the content policy, when configured).
 func (st *stream) event(c *AuditConfig) *audit.Event {
 	e := &audit.Event{
+		V:          audit.SchemaVersion,
 		Time:       st.start.UTC(),
 		RequestID:  st.requestID,
 		Endpoint:   st.endpoint,

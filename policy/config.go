@@ -34,6 +34,8 @@ type Config struct {
 	Budget BudgetConfig `mapstructure:"budget"`
 	// Guardrails defines detection profiles that teams and keys select.
 	Guardrails GuardrailsConfig `mapstructure:"guardrails"`
+	// Audit configures audit events.
+	Audit AuditConfig `mapstructure:"audit"`
 	// Reload is how often the config file (and key files) are checked for changes.
 	Reload time.Duration `mapstructure:"reload_interval"`
 }
@@ -181,6 +183,7 @@ func (c *Config) ApplyDefaults() {
 		c.Reload = DefaultReload
 	}
 	c.Budget.applyDefaults()
+	c.Audit.applyDefaults()
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		if p.Type == ProviderAnthropic && p.AnthropicVersion == "" {
@@ -297,6 +300,7 @@ func (c *Config) Validate() error {
 
 	c.validateBudget(add)
 	c.validateGuardrails(add)
+	c.Audit.validate(add)
 	ids := map[string]bool{}
 	for i, k := range c.Keys {
 		path := fmt.Sprintf("keys[%d]", i)

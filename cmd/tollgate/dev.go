@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/examples/devtls"
+	"github.com/tollgate-ai/tollgate/policy/audit"
 )
 
 // Files of the local trial's state directory (default .dev, git-ignored). examples/config.yaml
@@ -24,6 +25,9 @@ const (
 	devAnthropicKey = "mock-anthropic-key"
 	devKeys         = "keys.yaml"
 	devDemoKey      = "demo-key"
+	devChainKey     = "audit-chain-key"
+	devCheckpoint   = "audit-checkpoint.pem"
+	devCheckpointPb = "audit-checkpoint.pub.pem"
 	devTLS          = "tls"
 )
 
@@ -65,7 +69,19 @@ func devInit(dir string, stdout io.Writer) error {
 	if _, err := devtls.Ensure(filepath.Join(dir, devTLS), nil, time.Now()); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	for _, name := range []string{devPepper, devOpenAIKey, devAnthropicKey} {
+	if err := writeOnce(filepath.Join(dir, devCheckpoint), func() ([]byte, error) {
+		priv, pub, err := audit.GenerateCheckpointKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, devCheckpointPb), pub, 0o644); err != nil {
+			return nil, err
+		}
+		return audit.MarshalCheckpointPrivateKey(priv)
+	}); err != nil {
+		return err
+	}
+	for _, name := range []string{devPepper, devOpenAIKey, devAnthropicKey, devChainKey} {
 		prefix := map[string]string{devPepper: "", devOpenAIKey: "sk-mock-", devAnthropicKey: "sk-ant-mock-"}[name]
 		if err := writeOnce(filepath.Join(dir, name), func() ([]byte, error) {
 			b := make([]byte, 32)
@@ -96,7 +112,7 @@ func devInit(dir string, stdout io.Writer) error {
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "local trial state ready in %s (pepper, mock provider keys, demo key, TLS)\n", dir)
+	fmt.Fprintf(stdout, "local trial state ready in %s (pepper, mock provider keys, demo key, audit keys, TLS)\n", dir)
 	return nil
 }
 

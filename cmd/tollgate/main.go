@@ -33,6 +33,7 @@ const usage = `usage: tollgate <command> [flags]
 commands:
   serve     run the ext_proc server (--config FILE)
   keys new  create a virtual key and print the config stanza for it
+  audit verify  check an audit trail for edited, deleted, reordered or truncated records
   usage     print spend and remaining budget per key and team (from the admin endpoint)
   mockllm   run the mock LLM upstream used by the local trial and tests
   dev init  create the local trial's certificates, pepper, provider and demo keys
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDev(args[1:], stdout, stderr)
 	case "usage":
 		return runUsage(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil

@@ -199,7 +199,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen.admin: %w", err)
 	}
 
-	srv := extproc.New(g, log, extproc.WithMetrics(extproc.NewMetrics(reg)))
+	auditCfg, closeAudit, err := openAudit(cfg.Audit, l.dir, stdout, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := closeAudit(ctx); err != nil {
+			log.Error("closing the audit trail", zap.Error(err))
+		}
+	}()
+	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg))}
+	if auditCfg != nil {
+		opts = append(opts, extproc.WithAudit(*auditCfg))
+	}
+	srv := extproc.New(g, log, opts...)
 	gs := grpc.NewServer(extproc.GRPCServerOptions()...)
 	srv.Register(gs)
 	admin := &http.Server{Handler: adminHandler(g, reg), ReadHeaderTimeout: 5 * time.Second}
