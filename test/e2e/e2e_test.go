@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,15 +285,55 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("no key, provider key or prompt in any log", func(t *testing.T) {
 		logs := s.tollgate.Logs() + s.envoy.Logs()
 		require.Contains(t, s.tollgate.Logs(), `"msg":"request"`, "the tollgate log must not be empty")
-		secrets := map[string]string{"openai provider key": s.openAIKey, "anthropic provider key": s.anthropicKey, "prompt": promptMarker}
-		for name, k := range s.keys {
-			secrets["virtual key "+name] = k
-			secrets["virtual key secret "+name] = k[17:]
-		}
-		for name, v := range secrets {
+		for name, v := range s.secrets() {
 			require.NotContains(t, logs, v, "%s leaked into the logs", name)
 		}
 	})
+
+	t.Run("audit trail and metrics are minimized and the trail verifies", func(t *testing.T) { auditTrail(t, s) })
+}
+
+// auditTrail checks the audit trail and /metrics after a run: minimized (no key, provider
+// key or prompt), one event per request, and verifiable by `tollgate audit verify` once
+// tollgate has shut down (which writes the closing signed checkpoint).
+func auditTrail(t *testing.T, s *stack) {
+	resp, err := http.Get(s.admin + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), "tollgate_requests_total")
+	require.Contains(t, string(metrics), "tollgate_audit_events_emitted_total")
+
+	s.tollgate.Stop() // graceful: drains, flushes the ledger, closes the trail with a checkpoint
+	dev := filepath.Join(s.dir, ".dev")
+	files, err := filepath.Glob(filepath.Join(dev, "audit", "audit.log*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	var trail strings.Builder
+	for _, f := range files {
+		trail.WriteString(readFile(t, f))
+	}
+	require.Contains(t, trail.String(), `"reason":"invalid_key"`)
+	require.Contains(t, trail.String(), `"decision":"allow"`)
+	for name, v := range s.secrets() {
+		require.NotContains(t, trail.String(), v, "%s leaked into the audit trail", name)
+		require.NotContains(t, string(metrics), v, "%s leaked into /metrics", name)
+	}
+
+	verify := append([]string{"audit", "verify", "--chain-key", "file:" + filepath.Join(dev, "audit-chain-key"),
+		"--checkpoint-pub", filepath.Join(dev, "audit-checkpoint.pub.pem")}, files...)
+	out := s.run(t, verify...)
+	require.NotEmpty(t, out)
+
+	// One edited field is found.
+	tampered := filepath.Join(t.TempDir(), "audit.log")
+	orig := readFile(t, files[0])
+	require.Contains(t, orig, `"status":401`)
+	require.NoError(t, os.WriteFile(tampered, []byte(strings.Replace(orig, `"status":401`, `"status":200`, 1)), 0o600))
+	cmd := exec.Command(s.bin, append(verify[:len(verify)-len(files)], tampered)...)
+	cmd.Env = cleanEnv()
+	b, err := cmd.CombinedOutput()
+	require.Error(t, err, "a tampered trail must fail verification: %s", b)
 }
 
 func ids(t *testing.T, body []byte) string {

@@ -213,6 +213,16 @@ func (s *stack) waitKeys(t *testing.T) {
 	}
 }
 
+// secrets lists what must never appear in logs, audit events or metrics.
+func (s *stack) secrets() map[string]string {
+	out := map[string]string{"openai provider key": s.openAIKey, "anthropic provider key": s.anthropicKey, "prompt": promptMarker}
+	for name, k := range s.keys {
+		out["virtual key "+name] = k
+		out["virtual key secret "+name] = k[17:]
+	}
+	return out
+}
+
 // cleanEnv drops real provider keys from the environment so optional providers stay off.
 func cleanEnv() []string {
 	var env []string
