@@ -47,6 +47,19 @@ func TestSSERedactorDialects(t *testing.T) {
 	}
 }
 
+// Placeholders are numbered once per stream: a repeated value keeps its
+// number, in the deltas and in the Responses events that repeat the text
+// (which readResponses compares with the deltas).
+func TestSSERedactorPlaceholders(t *testing.T) {
+	e := allEngine(t)
+	text := "Ask ann@corp.example then bob@corp.example, and ann@corp.example again."
+	for _, d := range sseDialects {
+		out, r := runSSE(t, e, "redact", d.ep, join(d.build(tokens(text))))
+		require.Equal(t, "Ask [EMAIL_1] then [EMAIL_2], and [EMAIL_1] again.", d.read(t, parseSSE(t, out))["0"], d.name)
+		require.Equal(t, 3, r.Findings()[0].Count, d.name)
+	}
+}
+
 // A secret split across two events, at several places, and the stream cut
 // into two chunks at every byte of those two events: nothing leaks, and
 // the client reads the same redacted text.
