@@ -6,7 +6,6 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
 
-	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/audit"
 )
 
@@ -67,14 +66,7 @@ func (st *stream) event(c *AuditConfig) *audit.Event {
 			Total:     audit.Millis(st.now().Sub(st.start)),
 			FirstByte: audit.Millis(st.firstByte),
 		},
-		Decision: audit.DecisionAllow,
-	}
-	switch {
-	case st.reason == policy.ReasonOK:
-	case st.status >= 500 || st.reason == policy.ReasonInternal || st.reason == "incomplete":
-		e.Decision = audit.DecisionError
-	default:
-		e.Decision = audit.DecisionDeny
+		Decision: audit.Decision(decisionOf(st)),
 	}
 	if !st.forwardedAt.IsZero() && !st.upstreamAt.IsZero() {
 		e.Latency.Upstream = audit.Millis(st.upstreamAt.Sub(st.forwardedAt))

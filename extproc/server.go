@@ -168,20 +168,37 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 				return status.Error(codes.FailedPrecondition, err.Error())
 			}
 		}
+		began := time.Now()
 		if b := req.GetResponseBody(); b != nil {
 			// Streamed response chunk: unless guardrails apply, it goes at once and is
 			// inspected after, so the token stream is delayed by one round trip only.
 			if err := st.responseBody(b, srv.Send); err != nil {
 				return err
 			}
+			s.metrics.observePhase(3, time.Since(began))
 			continue
 		}
 		resp, err := st.handle(req)
 		if err != nil {
 			return err
 		}
+		s.metrics.observePhase(phaseIndex(req), time.Since(began))
 		if err := srv.Send(resp); err != nil {
 			return err
 		}
+	}
+}
+
+// phaseIndex maps a message to its phase label (see phaseNames).
+func phaseIndex(req *extprocv3.ProcessingRequest) int {
+	switch req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return 0
+	case *extprocv3.ProcessingRequest_RequestBody:
+		return 1
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return 2
+	default:
+		return 4
 	}
 }

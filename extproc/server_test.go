@@ -47,6 +47,14 @@ func serve(t testing.TB, fx *policytest.Fixture) *harness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	srv := extproc.New(fixedSource{fx.Snapshot}, zap.New(core), extproc.WithClock(func() time.Time { return fx.Now }))
+	h := serveServer(t, fx, srv)
+	h.logs = logs
+	return h
+}
+
+// serveServer serves srv over bufconn.
+func serveServer(t testing.TB, fx *policytest.Fixture, srv *extproc.Server) *harness {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(extproc.GRPCServerOptions()...)
 	srv.Register(gs)
@@ -57,7 +65,7 @@ func serve(t testing.TB, fx *policytest.Fixture) *harness {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(extproc.MaxMessageBytes), grpc.MaxCallSendMsgSize(extproc.MaxMessageBytes)))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(); gs.Stop() })
-	return &harness{fx: fx, srv: srv, client: extprocv3.NewExternalProcessorClient(conn), logs: logs}
+	return &harness{fx: fx, srv: srv, client: extprocv3.NewExternalProcessorClient(conn)}
 }
 
 func (h *harness) open(t testing.TB) (extprocv3.ExternalProcessor_ProcessClient, context.CancelFunc) {

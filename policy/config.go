@@ -36,8 +36,16 @@ type Config struct {
 	Guardrails GuardrailsConfig `mapstructure:"guardrails"`
 	// Audit configures audit events.
 	Audit AuditConfig `mapstructure:"audit"`
+	// Metrics configures the Prometheus endpoint on the admin listener.
+	Metrics MetricsConfig `mapstructure:"metrics"`
 	// Reload is how often the config file (and key files) are checked for changes.
 	Reload time.Duration `mapstructure:"reload_interval"`
+}
+
+// MetricsConfig adjusts /metrics.
+type MetricsConfig struct {
+	// PerKeyLabels adds series labelled by public key id (cardinality grows with keys).
+	PerKeyLabels bool `mapstructure:"per_key_labels"`
 }
 
 // ListenConfig holds the addresses tollgate listens on.

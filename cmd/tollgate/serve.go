@@ -210,7 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Error("closing the audit trail", zap.Error(err))
 		}
 	}()
-	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg))}
+	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg, extproc.MetricsOptions{PerKeyLabels: cfg.Metrics.PerKeyLabels}))}
 	if auditCfg != nil {
 		opts = append(opts, extproc.WithAudit(*auditCfg))
 	}
