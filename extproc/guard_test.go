@@ -40,6 +40,13 @@ func TestGuardedRequest(t *testing.T) {
 		require.Contains(t, string(ir.GetBody()), "aws-key")
 		require.NotContains(t, string(ir.GetBody()), awsKey)
 	})
+	t.Run("logprobs would leak redacted text", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		ir := roundTrip(t, s, reqBody(`{"model":"fast","logprobs":true,"messages":[]}`)).GetImmediateResponse()
+		require.EqualValues(t, 400, ir.GetStatus().GetCode())
+		require.Contains(t, string(ir.GetBody()), "logprobs")
+	})
 	t.Run("redact", func(t *testing.T) {
 		s, _ := h.open(t)
 		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))

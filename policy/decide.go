@@ -204,7 +204,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, rep
 	}
 	orig := body
-	body, g, rep := s.scanRequest(a, body)
+	body, g, rep := s.scanRequest(a, body, req.Logprobs)
 	if rep != nil {
 		return nil, rep
 	}

@@ -23,6 +23,9 @@ type Request struct {
 	// IncludeUsage reports that the top-level "stream_options" object has
 	// "include_usage": true, so an OpenAI stream will end with a usage chunk.
 	IncludeUsage bool
+	// Logprobs reports a top-level logprobs (true, or a positive count on legacy completions)
+	// or top_logprobs request: per-token text the response would carry outside the content.
+	Logprobs bool
 	// Messages counts the elements of the top-level "messages" array (chat,
 	// Anthropic) or "input" array (Responses); 0 when absent or not an array.
 	Messages int
@@ -177,6 +180,16 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		return p.maxTokens(maxFieldIndex(string(key)), dup)
 	case "stream_options":
 		return p.streamOptions(dup)
+	case "logprobs", "top_logprobs":
+		start := s.pos
+		if !s.value(1) {
+			return false
+		}
+		v := string(s.b[start:s.pos])
+		if v != "false" && v != "null" && v != "0" {
+			p.req.Logprobs = true
+		}
+		return true
 	case "messages", "input":
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))

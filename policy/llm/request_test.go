@@ -365,3 +365,18 @@ func TestParseRequestRefusesCaseVariantsOfKnownFields(t *testing.T) {
 	_, err := ParseRequest([]byte(`{"model":"m","Temperature":1,"temperature":2}`))
 	require.NoError(t, err, "unknown fields are the provider's business")
 }
+
+func TestParseRequestLogprobs(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"model":"m"}`: false,
+		`{"model":"m","logprobs":false,"top_logprobs":0}`: false,
+		`{"model":"m","logprobs":null}`:                   false,
+		`{"model":"m","logprobs":true}`:                   true,
+		`{"model":"m","logprobs":5}`:                      true,
+		`{"model":"m","logprobs":false,"top_logprobs":3}`: true,
+	} {
+		r, err := ParseRequest([]byte(body))
+		require.NoError(t, err, body)
+		require.Equal(t, want, r.Logprobs, body)
+	}
+}
