@@ -81,7 +81,8 @@ func (a *AuditConfig) validate(add func(string, string, ...any)) {
 		}
 	}
 	ref("audit.chain_key", a.ChainKey, a.Enabled())
-	ref("audit.checkpoint_key", a.CheckpointKey, false)
+	// The file sink signs a checkpoint at each rotation and at shutdown.
+	ref("audit.checkpoint_key", a.CheckpointKey, a.File != nil)
 	switch a.Content {
 	case "off":
 	case "hash":

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+	"filippo.io/age/armor"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -20,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/tollgate-ai/tollgate/policy/audit"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 )
 
@@ -349,4 +354,46 @@ func waitReady(t *testing.T, tr *trial) {
 		}
 		return err == nil && resp.StatusCode == 200
 	}, 10*time.Second, 20*time.Millisecond, "not ready; logs:\n%s", tr.logs)
+}
+
+func TestSealedAuditContentDecryptsOffline(t *testing.T) {
+	id, err := age.GenerateX25519Identity() // the auditor's key; tollgate only gets the recipient
+	require.NoError(t, err)
+	tr := newTrial(t)
+	tr.writeConfig(t, "audit:\n  chain_key: file:.dev/audit-chain-key\n  checkpoint_key: file:.dev/audit-checkpoint.pem\n  content: sealed\n  content_recipient: "+
+		id.Recipient().String()+"\n  file: {path: audit/audit.log}\n")
+	cfg, err := os.ReadFile(tr.cfg)
+	require.NoError(t, err)
+	require.NotContains(t, string(cfg), "AGE-SECRET-KEY", "the gateway holds no private key")
+	tr.start(t)
+	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
+	require.NoError(t, err)
+	tr.completeRequest(t, strings.TrimSpace(string(demo)))
+
+	var line string
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(tr.dir, "audit", "audit.log"))
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if strings.Contains(l, `"sealed"`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
+	require.NotContains(t, line, "gpt-4o-mini\",\"max_tokens", "the prompt is not in the clear")
+	var ev struct {
+		Content struct {
+			Sealed string `json:"sealed"`
+		} `json:"content"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(line), &ev))
+	r, err := age.Decrypt(armor.NewReader(strings.NewReader(ev.Content.Sealed)), id)
+	require.NoError(t, err)
+	plain, err := io.ReadAll(r)
+	require.NoError(t, err)
+	var sc audit.SealedContent
+	require.NoError(t, json.Unmarshal(plain, &sc))
+	require.Equal(t, `{"model":"gpt-4o-mini","max_tokens":10,"messages":[]}`, string(sc.Prompt))
+	require.Contains(t, string(sc.Completion), `"prompt_tokens":100`)
 }
