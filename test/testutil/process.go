@@ -46,6 +46,7 @@ func StartProcess(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	// An *os.File is handed to the child as is: no copying goroutine, so Wait
 	// does not hang on grandchildren that inherit the descriptor.
 	cmd.Stdout, cmd.Stderr = f, f
+	dieWithParent(cmd)
 	err = cmd.Start()
 	f.Close() // the child has its own copy
 	if err != nil {
