@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tollgate-ai/tollgate/policy/llm"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Engine holds compiled guardrail profiles. It is immutable after Compile
@@ -172,10 +174,10 @@ func wipe(b []byte) []byte {
 // decoding, else a decoded copy in st.dec.
 func (st *state) decode(body []byte, l loc) []byte {
 	raw := body[l.start+1 : l.end-1]
-	if l.flags == 0 || (l.flags == strNonASCII && utf8.Valid(raw)) {
+	if l.flags == 0 || (l.flags == jsonlex.NonASCII && utf8.Valid(raw)) {
 		return raw
 	}
-	st.dec = unquote(st.dec[:0], raw)
+	st.dec, _ = jsonlex.Unquote(st.dec[:0], raw)
 	return st.dec
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // node describes where text sits in one JSON value, so the walker can pick
@@ -75,15 +77,21 @@ type frame struct {
 	node  int32
 }
 
+// MaxDepth is the deepest nesting of objects and arrays a body may have. The
+// top-level object counts as depth 1. Real bodies nest fewer than 20 levels;
+// the cap bounds recursion on hostile input.
+const MaxDepth = 128
+
 // smallKeys is how many keys an object may have before duplicate detection
 // switches from a linear scan to a map, keeping wide objects linear.
 const smallKeys = 16
 
-// walker validates a body with a lexer and records the locs its schema
-// selects. It is reused through the scan-state pool; every slice it holds is
-// reset, not freed, between bodies.
+// walker validates a body with the shared lexer and records the locs its
+// schema selects. Its syntax errors wrap ErrInvalidJSON (and ErrTooDeep). It
+// is reused through the scan-state pool; every slice it holds is reset, not
+// freed, between bodies.
 type walker struct {
-	lexer
+	jsonlex.Lexer
 	locs   []loc
 	frames []frame
 	nodes  []pathNode
@@ -93,7 +101,7 @@ type walker struct {
 
 // reset prepares the walker for body b.
 func (w *walker) reset(b []byte) {
-	w.lexer = lexer{b: b}
+	w.Lexer.Reset(b, ErrInvalidJSON, ErrTooDeep)
 	w.locs = w.locs[:0]
 	w.frames = w.frames[:0]
 	w.nodes = w.nodes[:0]
@@ -107,62 +115,62 @@ func (w *walker) reset(b []byte) {
 // wrap ErrInvalidJSON; a duplicate key is ErrDuplicateKey with its offset.
 func (w *walker) walk(b []byte, root *node) error {
 	w.reset(b)
-	w.skipWS()
-	if w.pos >= len(b) {
-		w.fail("unexpected end of input")
-		return w.err
+	w.SkipWS()
+	if w.Pos >= len(b) {
+		w.Fail("unexpected end of input")
+		return w.Err
 	}
-	if b[w.pos] != '{' {
-		if w.value(nil, 0) && w.end() {
+	if b[w.Pos] != '{' {
+		if w.value(nil, 0) && w.End() {
 			return ErrNotObject
 		}
-		return w.err
+		return w.Err
 	}
-	if !w.object(root, 1) || !w.end() {
-		return w.err
+	if !w.object(root, 1) || !w.End() {
+		return w.Err
 	}
 	return nil
 }
 
-// value walks one JSON value at w.pos; depth counts the containers around it.
+// value walks one JSON value at w.Pos; depth counts the containers around it.
 func (w *walker) value(n *node, depth int) bool {
-	if w.pos >= len(w.b) {
-		return w.fail("unexpected end of input")
+	if w.Pos >= len(w.B) {
+		return w.Fail("unexpected end of input")
 	}
-	switch c := w.b[w.pos]; {
+	switch c := w.B[w.Pos]; {
 	case c == '{':
 		return w.object(n, depth+1)
 	case c == '[':
 		return w.array(n, depth+1)
 	case c == '"':
-		start := w.pos
-		flags, ok := w.str()
+		start := w.Pos
+		flags, ok := w.Str()
 		if ok && n != nil && (n.text || n.all) {
-			w.locs = append(w.locs, loc{start: int32(start), end: int32(w.pos), flags: flags, path: w.pathID()})
+			w.locs = append(w.locs, loc{start: int32(start), end: int32(w.Pos), flags: flags, path: w.pathID()})
 		}
 		return ok
 	case c == 't':
-		return w.literal("true")
+		return w.Literal("true")
 	case c == 'f':
-		return w.literal("false")
+		return w.Literal("false")
 	case c == 'n':
-		return w.literal("null")
+		return w.Literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return w.number()
+		return w.Number()
 	default:
-		return w.fail("invalid character")
+		return w.Fail("invalid character")
 	}
 }
 
-// object walks an object whose '{' is at w.pos; depth counts this object.
+// object walks an object whose '{' is at w.Pos; depth counts this object.
 func (w *walker) object(n *node, depth int) bool {
 	if depth > MaxDepth {
-		return w.tooDeep()
+		return w.TooDeep()
 	}
-	w.pos++
-	w.skipWS()
-	if w.pos < len(w.b) && w.b[w.pos] == '}' {
-		w.pos++
+	w.Pos++
+	w.SkipWS()
+	if w.Pos < len(w.B) && w.B[w.Pos] == '}' {
+		w.Pos++
 		return true
 	}
 	base := len(w.keys)
@@ -172,22 +180,22 @@ func (w *walker) object(n *node, depth int) bool {
 	}()
 	var big map[string]struct{}
 	for {
-		if w.pos >= len(w.b) || w.b[w.pos] != '"' {
-			return w.fail("expected object key")
+		if w.Pos >= len(w.B) || w.B[w.Pos] != '"' {
+			return w.Fail("expected object key")
 		}
-		keyStart := w.pos
-		flags, ok := w.str()
+		keyStart := w.Pos
+		flags, ok := w.Str()
 		if !ok {
 			return false
 		}
-		key := canonicalKey(w.b[keyStart+1:w.pos-1], flags)
+		key := canonicalKey(w.B[keyStart+1:w.Pos-1], flags)
 		if w.duplicate(key, base, &big) {
-			if w.err == nil {
-				w.err = fmt.Errorf("%w at offset %d", ErrDuplicateKey, keyStart)
+			if w.Err == nil {
+				w.Err = fmt.Errorf("%w at offset %d", ErrDuplicateKey, keyStart)
 			}
 			return false
 		}
-		if !w.colon() {
+		if !w.Colon() {
 			return false
 		}
 		child, name := n.child(key)
@@ -201,7 +209,7 @@ func (w *walker) object(n *node, depth int) bool {
 		if !ok {
 			return false
 		}
-		more, ok := w.next('}')
+		more, ok := w.Next('}')
 		if !ok || !more {
 			return ok
 		}
@@ -236,15 +244,15 @@ func (w *walker) duplicate(key []byte, base int, big *map[string]struct{}) bool 
 	return false
 }
 
-// array walks an array whose '[' is at w.pos; depth counts this array.
+// array walks an array whose '[' is at w.Pos; depth counts this array.
 func (w *walker) array(n *node, depth int) bool {
 	if depth > MaxDepth {
-		return w.tooDeep()
+		return w.TooDeep()
 	}
-	w.pos++
-	w.skipWS()
-	if w.pos < len(w.b) && w.b[w.pos] == ']' {
-		w.pos++
+	w.Pos++
+	w.SkipWS()
+	if w.Pos < len(w.B) && w.B[w.Pos] == ']' {
+		w.Pos++
 		return true
 	}
 	var child *node
@@ -267,7 +275,7 @@ func (w *walker) array(n *node, depth int) bool {
 		if !ok {
 			return false
 		}
-		more, ok := w.next(']')
+		more, ok := w.Next(']')
 		if !ok || !more {
 			return ok
 		}
@@ -332,8 +340,9 @@ func (w *walker) pathString(id int32) string {
 // allocation), otherwise a decoded copy. Decoding follows encoding/json, so
 // keys a Go provider would merge compare equal.
 func canonicalKey(raw []byte, flags uint8) []byte {
-	if flags&strEscaped == 0 && (flags&strNonASCII == 0 || utf8.Valid(raw)) {
+	if flags&jsonlex.Escaped == 0 && (flags&jsonlex.NonASCII == 0 || utf8.Valid(raw)) {
 		return raw
 	}
-	return unquote(make([]byte, 0, len(raw)), raw)
+	dec, _ := jsonlex.Unquote(make([]byte, 0, len(raw)), raw)
+	return dec
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // jnode is one value of an event parsed by jtree: byte spans into the event,
@@ -13,12 +15,12 @@ type jnode struct {
 	kstart, kend int32 // the member's key token, quotes included; 0, 0 when not a member
 	child, next  int32 // first child and next sibling; -1 when none
 	kind         byte  // '{', '[', '"', '0' (number), 't', 'f', 'n'
-	flags        uint8 // strEscaped, strNonASCII of a string value
+	flags        uint8 // jsonlex.Escaped, jsonlex.NonASCII of a string value
 	kflags       uint8 // the same for the key
 }
 
 // jtree is a flat, span-based parse of one small JSON document (an SSE
-// event's data), built with the package's strict lexer so the redactor can
+// event's data), built with the walker's strict lexer so the redactor can
 // read a few members and patch a few values while leaving every other byte
 // as it came. Its slices are reused from event to event.
 //
@@ -39,13 +41,13 @@ func (t *jtree) parse(b []byte) error {
 	t.w.reset(b)
 	t.nodes = t.nodes[:0]
 	t.bad = false
-	t.w.skipWS()
-	if t.w.pos >= len(b) {
-		t.w.fail("unexpected end of input")
-		return t.w.err
+	t.w.SkipWS()
+	if t.w.Pos >= len(b) {
+		t.w.Fail("unexpected end of input")
+		return t.w.Err
 	}
-	if _, ok := t.value(0); !ok || !t.w.end() {
-		return t.w.err
+	if _, ok := t.value(0); !ok || !t.w.End() {
+		return t.w.Err
 	}
 	return nil
 }
@@ -58,13 +60,13 @@ func (t *jtree) release() { t.w.reset(nil) }
 // containers around it.
 func (t *jtree) value(depth int) (int32, bool) {
 	w := &t.w
-	if w.pos >= len(w.b) {
-		return -1, w.fail("unexpected end of input")
+	if w.Pos >= len(w.B) {
+		return -1, w.Fail("unexpected end of input")
 	}
 	i := int32(len(t.nodes))
-	t.nodes = append(t.nodes, jnode{start: int32(w.pos), child: -1, next: -1})
+	t.nodes = append(t.nodes, jnode{start: int32(w.Pos), child: -1, next: -1})
 	var ok bool
-	switch c := w.b[w.pos]; {
+	switch c := w.B[w.Pos]; {
 	case c == '{':
 		t.nodes[i].kind = '{'
 		ok = t.object(i, depth+1)
@@ -73,20 +75,20 @@ func (t *jtree) value(depth int) (int32, bool) {
 		ok = t.array(i, depth+1)
 	case c == '"':
 		var flags uint8
-		flags, ok = w.str()
+		flags, ok = w.Str()
 		t.nodes[i].kind, t.nodes[i].flags = '"', flags
 	case c == 't':
-		t.nodes[i].kind, ok = 't', w.literal("true")
+		t.nodes[i].kind, ok = 't', w.Literal("true")
 	case c == 'f':
-		t.nodes[i].kind, ok = 'f', w.literal("false")
+		t.nodes[i].kind, ok = 'f', w.Literal("false")
 	case c == 'n':
-		t.nodes[i].kind, ok = 'n', w.literal("null")
+		t.nodes[i].kind, ok = 'n', w.Literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		t.nodes[i].kind, ok = '0', w.number()
+		t.nodes[i].kind, ok = '0', w.Number()
 	default:
-		ok = w.fail("invalid character")
+		ok = w.Fail("invalid character")
 	}
-	t.nodes[i].end = int32(w.pos)
+	t.nodes[i].end = int32(w.Pos)
 	return i, ok
 }
 
@@ -94,34 +96,34 @@ func (t *jtree) value(depth int) (int32, bool) {
 func (t *jtree) object(i int32, depth int) bool {
 	w := &t.w
 	if depth > MaxDepth {
-		return w.tooDeep()
+		return w.TooDeep()
 	}
-	w.pos++
-	w.skipWS()
-	if w.pos < len(w.b) && w.b[w.pos] == '}' {
-		w.pos++
+	w.Pos++
+	w.SkipWS()
+	if w.Pos < len(w.B) && w.B[w.Pos] == '}' {
+		w.Pos++
 		return true
 	}
 	var big map[string]struct{}
 	prev, members := int32(-1), 0
 	for {
-		if w.pos >= len(w.b) || w.b[w.pos] != '"' {
-			return w.fail("expected object key")
+		if w.Pos >= len(w.B) || w.B[w.Pos] != '"' {
+			return w.Fail("expected object key")
 		}
-		ks := w.pos
-		kflags, ok := w.str()
+		ks := w.Pos
+		kflags, ok := w.Str()
 		if !ok {
 			return false
 		}
-		if t.duplicate(i, canonicalKey(w.b[ks+1:w.pos-1], kflags), members, &big) {
-			if w.err == nil {
-				w.err = ErrDuplicateKey
+		if t.duplicate(i, canonicalKey(w.B[ks+1:w.Pos-1], kflags), members, &big) {
+			if w.Err == nil {
+				w.Err = ErrDuplicateKey
 			}
 			return false
 		}
 		members++
-		ke := w.pos
-		if !w.colon() {
+		ke := w.Pos
+		if !w.Colon() {
 			return false
 		}
 		c, ok := t.value(depth)
@@ -131,7 +133,7 @@ func (t *jtree) object(i int32, depth int) bool {
 		t.nodes[c].kstart, t.nodes[c].kend, t.nodes[c].kflags = int32(ks), int32(ke), kflags
 		t.link(i, prev, c)
 		prev = c
-		more, ok := w.next('}')
+		more, ok := w.Next('}')
 		if !ok || !more {
 			return ok
 		}
@@ -142,12 +144,12 @@ func (t *jtree) object(i int32, depth int) bool {
 func (t *jtree) array(i int32, depth int) bool {
 	w := &t.w
 	if depth > MaxDepth {
-		return w.tooDeep()
+		return w.TooDeep()
 	}
-	w.pos++
-	w.skipWS()
-	if w.pos < len(w.b) && w.b[w.pos] == ']' {
-		w.pos++
+	w.Pos++
+	w.SkipWS()
+	if w.Pos < len(w.B) && w.B[w.Pos] == ']' {
+		w.Pos++
 		return true
 	}
 	prev := int32(-1)
@@ -158,7 +160,7 @@ func (t *jtree) array(i int32, depth int) bool {
 		}
 		t.link(i, prev, c)
 		prev = c
-		more, ok := w.next(']')
+		more, ok := w.Next(']')
 		if !ok || !more {
 			return ok
 		}
@@ -172,7 +174,7 @@ func (t *jtree) duplicate(i int32, key []byte, n int, big *map[string]struct{}) 
 	if *big == nil && n < smallKeys {
 		for c := t.nodes[i].child; c >= 0; c = t.nodes[c].next {
 			nd := &t.nodes[c]
-			if bytes.Equal(canonicalKey(t.w.b[nd.kstart+1:nd.kend-1], nd.kflags), key) {
+			if bytes.Equal(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags), key) {
 				return true
 			}
 		}
@@ -182,7 +184,7 @@ func (t *jtree) duplicate(i int32, key []byte, n int, big *map[string]struct{}) 
 		*big = make(map[string]struct{}, 4*smallKeys)
 		for c := t.nodes[i].child; c >= 0; c = t.nodes[c].next {
 			nd := &t.nodes[c]
-			(*big)[string(canonicalKey(t.w.b[nd.kstart+1:nd.kend-1], nd.kflags))] = struct{}{}
+			(*big)[string(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags))] = struct{}{}
 		}
 	}
 	if _, ok := (*big)[string(key)]; ok {
@@ -222,7 +224,7 @@ func (t *jtree) member(n int32, name string) int32 {
 			// ASCII case folding keeps the length (names are ASCII).
 			continue
 		}
-		if bytes.EqualFold(canonicalKey(t.w.b[nd.kstart+1:nd.kend-1], nd.kflags), []byte(name)) {
+		if bytes.EqualFold(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags), []byte(name)) {
 			if found >= 0 {
 				t.bad = true
 				return -1
@@ -238,18 +240,18 @@ func (t *jtree) raw(n int32) []byte {
 	if n < 0 {
 		return nil
 	}
-	return t.w.b[t.nodes[n].start:t.nodes[n].end]
+	return t.w.B[t.nodes[n].start:t.nodes[n].end]
 }
 
 // text returns the decoded value of string node n: its raw bytes when they
 // need no decoding, else a decoded copy in *scratch.
 func (t *jtree) text(n int32, scratch *[]byte) []byte {
 	nd := t.nodes[n]
-	raw := t.w.b[nd.start+1 : nd.end-1]
-	if nd.flags == 0 || (nd.flags == strNonASCII && utf8.Valid(raw)) {
+	raw := t.w.B[nd.start+1 : nd.end-1]
+	if nd.flags == 0 || (nd.flags == jsonlex.NonASCII && utf8.Valid(raw)) {
 		return raw
 	}
-	*scratch = unquote((*scratch)[:0], raw)
+	*scratch, _ = jsonlex.Unquote((*scratch)[:0], raw)
 	return *scratch
 }
 
@@ -259,11 +261,12 @@ func (t *jtree) is(n int32, s string) bool {
 		return false
 	}
 	nd := t.nodes[n]
-	raw := t.w.b[nd.start+1 : nd.end-1]
-	if nd.flags&strEscaped == 0 {
+	raw := t.w.B[nd.start+1 : nd.end-1]
+	if nd.flags&jsonlex.Escaped == 0 {
 		return string(raw) == s
 	}
-	return string(unquote(nil, raw)) == s
+	dec, _ := jsonlex.Unquote(nil, raw)
+	return string(dec) == s
 }
 
 // index reads node n as a small non-negative integer (an array index in
@@ -317,7 +320,7 @@ func (e *editor) replace(start, end int32, b []byte) {
 // replaceQuoted replaces src[start:end] with s as a JSON string.
 func (e *editor) replaceQuoted(start, end int32, s []byte) {
 	off := len(e.buf)
-	e.buf = appendQuoted(e.buf, s)
+	e.buf = jsonlex.AppendQuoted(e.buf, s)
 	e.edits = append(e.edits, edit{start: start, end: end, off: int32(off), n: int32(len(e.buf) - off)})
 }
 
@@ -354,7 +357,7 @@ func (m *members) addQuoted(name string, s []byte) {
 	*m = append(*m, '"')
 	*m = append(*m, name...)
 	*m = append(*m, '"', ':')
-	*m = appendQuoted(*m, s)
+	*m = jsonlex.AppendQuoted(*m, s)
 }
 
 // insertInto inserts text (members of object n, or elements of array n) at

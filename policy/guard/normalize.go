@@ -6,6 +6,14 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
+)
+
+// SWAR constants: one bit or one value in every byte of a 64-bit word.
+const (
+	loBits = 0x0101010101010101
+	hiBits = 0x8080808080808080
 )
 
 // normalizer turns decoded text into the form detectors match against, and
@@ -202,7 +210,7 @@ func escapedRune(b []byte) (r rune, n int) {
 func hexRune(b []byte) rune {
 	var r rune
 	for _, c := range b[:4] {
-		v := hexVal(c)
+		v := jsonlex.HexVal(c)
 		if v < 0 {
 			return -1
 		}

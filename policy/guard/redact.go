@@ -3,6 +3,8 @@ package guard
 import (
 	"slices"
 	"strconv"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // placeholders numbers redacted values per label within one body or stream:
@@ -103,7 +105,7 @@ func (p *profile) rewrite(st *state, body []byte, response bool, ph *placeholder
 		dec := st.decode(body, l)
 		text = redactText(text[:0], dec, spans, ph)
 		out = append(out, body[prev:l.start]...)
-		out = appendQuoted(out, text)
+		out = jsonlex.AppendQuoted(out, text)
 		prev = int(l.end)
 	}
 	clear(text[:cap(text)])

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/tollgate-ai/tollgate/policy/llm"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Chat and completions text fields: the b of a text's streamKey (a is the
@@ -251,7 +253,7 @@ func appendToolCall(dst []byte, index int32, text []byte) []byte {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(index), 10)
 	dst = append(dst, `,"function":{"arguments":`...)
-	dst = appendQuoted(dst, text)
+	dst = jsonlex.AppendQuoted(dst, text)
 	return append(dst, "}}"...)
 }
 

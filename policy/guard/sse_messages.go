@@ -3,6 +3,8 @@ package guard
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Anthropic Messages stream schemas: message_start carries a message (its
@@ -116,7 +118,7 @@ func (r *SSERedactor) messagesSynth(k streamKey, out []byte) {
 	ev = append(ev, `","`...)
 	ev = append(ev, m.field...)
 	ev = append(ev, `":`...)
-	ev = appendQuoted(ev, out)
+	ev = jsonlex.AppendQuoted(ev, out)
 	ev = append(ev, "}}"...)
 	r.writeEvent([]byte("content_block_delta"), ev)
 }

@@ -1,6 +1,10 @@
 package guard
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
+)
 
 // Responses API stream schemas. respEvent selects the text an event repeats
 // in full: output_text.done's text, function_call_arguments.done's
@@ -139,7 +143,7 @@ func (r *SSERedactor) setTemplate(ts *textStream, name, ev []byte, ds, de int) {
 // responsesSynth releases out in a copy of the text's last delta event.
 func (r *SSERedactor) responsesSynth(ts *textStream, out []byte) {
 	ev := append([]byte(nil), ts.tmpl[:ts.tmplAt]...)
-	ev = appendQuoted(ev, out)
+	ev = jsonlex.AppendQuoted(ev, out)
 	ev = append(ev, ts.tmpl[ts.tmplAt+2:]...)
 	r.writeEvent(ts.tmplName, ev)
 }

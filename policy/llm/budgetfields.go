@@ -57,23 +57,23 @@ func (p *requestParser) maxTokens(i int, dup bool) bool {
 	if dup {
 		p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, name))
 	}
-	start := s.pos
+	start := s.Pos
 	n, isCount := int64(0), false
-	if s.pos >= len(s.b) {
+	if s.Pos >= len(s.B) {
 		return s.value(1) // reports the end of input
 	}
-	switch c := s.b[s.pos]; {
+	switch c := s.B[s.Pos]; {
 	case c == 'n':
 		// OpenAI documents these caps as "integer or null"; null is
 		// the default.
-		if !s.literal("null") {
+		if !s.Literal("null") {
 			return false
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		if !s.number() {
+		if !s.Number() {
 			return false
 		}
-		if n, isCount = parseCount(s.b[start:s.pos]); !isCount {
+		if n, isCount = parseCount(s.B[start:s.Pos]); !isCount {
 			p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
 		}
 	default:
@@ -81,7 +81,7 @@ func (p *requestParser) maxTokens(i int, dup bool) bool {
 		return s.value(1)
 	}
 	if !dup {
-		p.req.edits.max[i] = span{start, s.pos}
+		p.req.edits.max[i] = span{start, s.Pos}
 		if isCount && (!p.haveMax || n > p.req.MaxTokens) {
 			p.req.MaxTokens, p.req.MaxTokensField = n, name
 			p.haveMax = true
@@ -117,36 +117,36 @@ func (p *requestParser) streamOptions(dup bool) bool {
 	if dup {
 		p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options"))
 	}
-	start := s.pos
-	if s.pos >= len(s.b) || s.b[s.pos] != '{' {
+	start := s.Pos
+	if s.Pos >= len(s.B) || s.B[s.Pos] != '{' {
 		ok := s.value(1)
 		if ok && !dup {
-			p.req.edits.opts = span{start, s.pos}
-			p.req.edits.optsKind = s.b[start]
+			p.req.edits.opts = span{start, s.Pos}
+			p.req.edits.optsKind = s.B[start]
 		}
 		return ok
 	}
-	s.pos++
-	s.skipWS()
+	s.Pos++
+	s.SkipWS()
 	last := 0
 	var include span
-	if s.pos < len(s.b) && s.b[s.pos] == '}' {
-		s.pos++
+	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
+		s.Pos++
 	} else {
 		for {
-			if s.pos >= len(s.b) || s.b[s.pos] != '"' {
-				return s.fail("expected object key")
+			if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
+				return s.Fail("expected object key")
 			}
-			keyStart := s.pos
-			flags, ok := s.str()
+			keyStart := s.Pos
+			flags, ok := s.Str()
 			if !ok {
 				return false
 			}
-			isInclude := string(canonicalKey(s.b[keyStart+1:s.pos-1], flags)) == "include_usage"
-			if !s.colon() {
+			isInclude := string(canonicalKey(s.B[keyStart+1:s.Pos-1], flags)) == "include_usage"
+			if !s.Colon() {
 				return false
 			}
-			valueStart := s.pos
+			valueStart := s.Pos
 			if !s.value(2) {
 				return false
 			}
@@ -154,11 +154,11 @@ func (p *requestParser) streamOptions(dup bool) bool {
 				if include.end > 0 {
 					p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options.include_usage"))
 				} else {
-					include = span{valueStart, s.pos}
+					include = span{valueStart, s.Pos}
 				}
 			}
-			last = s.pos
-			more, ok := s.next('}')
+			last = s.Pos
+			more, ok := s.Next('}')
 			if !ok {
 				return false
 			}
@@ -169,8 +169,8 @@ func (p *requestParser) streamOptions(dup bool) bool {
 	}
 	if !dup {
 		e := &p.req.edits
-		e.opts, e.optsKind, e.optsLast, e.include = span{start, s.pos}, '{', last, include
-		p.req.IncludeUsage = include.end > 0 && string(s.b[include.start:include.end]) == "true"
+		e.opts, e.optsKind, e.optsLast, e.include = span{start, s.Pos}, '{', last, include
+		p.req.IncludeUsage = include.end > 0 && string(s.B[include.start:include.end]) == "true"
 	}
 	return true
 }

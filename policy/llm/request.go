@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Request is what Tollgate reads from a request body: the fields policy
@@ -61,16 +63,20 @@ type Request struct {
 // is ErrInvalidField: JSON parsers disagree on how to decode such strings, and
 // Tollgate must not check one model while the provider serves another.
 func ParseRequest(body []byte) (Request, error) {
-	p := requestParser{s: scanner{b: body}}
-	p.s.skipWS()
-	if p.s.pos < len(body) && body[p.s.pos] != '{' {
-		if p.s.value(0) && p.s.end() {
+	// Built in place: a composite literal would assemble the large
+	// requestParser in a temporary and copy it, a measurable cost on small
+	// bodies.
+	var p requestParser
+	p.s.Reset(body, ErrInvalidJSON, ErrTooDeep)
+	p.s.SkipWS()
+	if p.s.Pos < len(body) && body[p.s.Pos] != '{' {
+		if p.s.value(0) && p.s.End() {
 			return Request{}, ErrNotObject
 		}
-		return Request{}, p.s.err
+		return Request{}, p.s.Err
 	}
-	if !p.topObject() || !p.s.end() {
-		return Request{}, p.s.err
+	if !p.topObject() || !p.s.End() {
+		return Request{}, p.s.Err
 	}
 	return p.finish()
 }
@@ -98,32 +104,32 @@ func (p *requestParser) setFieldErr(err error) {
 // checking key uniqueness. Nested values go through the generic scanner.
 func (p *requestParser) topObject() bool {
 	s := &p.s
-	if s.pos >= len(s.b) {
-		return s.fail("unexpected end of input")
+	if s.Pos >= len(s.B) {
+		return s.Fail("unexpected end of input")
 	}
-	p.req.edits.bodyLen = len(s.b)
-	p.req.edits.open = s.pos
-	s.pos++ // '{'
-	s.skipWS()
-	if s.pos < len(s.b) && s.b[s.pos] == '}' {
-		s.pos++
+	p.req.edits.bodyLen = len(s.B)
+	p.req.edits.open = s.Pos
+	s.Pos++ // '{'
+	s.SkipWS()
+	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
+		s.Pos++
 		return true
 	}
 	for {
-		if s.pos >= len(s.b) || s.b[s.pos] != '"' {
-			return s.fail("expected object key")
+		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
+			return s.Fail("expected object key")
 		}
-		keyStart := s.pos
-		flags, ok := s.str()
+		keyStart := s.Pos
+		flags, ok := s.Str()
 		if !ok {
 			return false
 		}
-		key := canonicalKey(s.b[keyStart+1:s.pos-1], flags)
-		if !s.colon() || !p.member(key, keyStart) {
+		key := canonicalKey(s.B[keyStart+1:s.Pos-1], flags)
+		if !s.Colon() || !p.member(key, keyStart) {
 			return false
 		}
-		p.req.edits.last = s.pos
-		more, ok := s.next('}')
+		p.req.edits.last = s.Pos
+		more, ok := s.Next('}')
 		if !ok || !more {
 			return ok
 		}
@@ -145,14 +151,14 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "model"))
 		}
-		if s.pos >= len(s.b) || s.b[s.pos] != '"' {
+		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
 			p.setFieldErr(fmt.Errorf("%w: %q must be a string", ErrInvalidField, "model"))
 			return s.value(1)
 		}
-		start := s.pos
-		flags, ok := s.str()
+		start := s.Pos
+		flags, ok := s.Str()
 		if ok && !dup {
-			p.req.modelStart, p.req.modelEnd = start, s.pos
+			p.req.modelStart, p.req.modelEnd = start, s.Pos
 			p.modelFlags = flags
 			p.haveModel = true
 		}
@@ -161,17 +167,17 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream"))
 		}
-		if s.pos < len(s.b) {
-			switch s.b[s.pos] {
+		if s.Pos < len(s.B) {
+			switch s.B[s.Pos] {
 			case 't':
 				p.req.Stream = true
-				return s.literal("true")
+				return s.Literal("true")
 			case 'f':
-				return s.literal("false")
+				return s.Literal("false")
 			case 'n':
 				// OpenAI documents stream as "boolean or null" and
 				// OpenAI-compatible servers treat null as the default.
-				return s.literal("null")
+				return s.Literal("null")
 			}
 		}
 		p.setFieldErr(fmt.Errorf("%w: %q must be a boolean", ErrInvalidField, "stream"))
@@ -181,11 +187,11 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 	case "stream_options":
 		return p.streamOptions(dup)
 	case "logprobs", "top_logprobs":
-		start := s.pos
+		start := s.Pos
 		if !s.value(1) {
 			return false
 		}
-		v := string(s.b[start:s.pos])
+		v := string(s.B[start:s.Pos])
 		if v != "false" && v != "null" && v != "0" {
 			p.req.Logprobs = true
 		}
@@ -194,7 +200,7 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
 		}
-		if s.pos < len(s.b) && s.b[s.pos] == '[' {
+		if s.Pos < len(s.B) && s.B[s.Pos] == '[' {
 			n, ok := s.countArray()
 			p.req.Messages = max(p.req.Messages, n)
 			return ok
@@ -216,17 +222,17 @@ func (p *requestParser) finish() (Request, error) {
 	if !p.haveModel {
 		return Request{}, ErrMissingModel
 	}
-	raw := p.s.b[p.req.modelStart+1 : p.req.modelEnd-1]
+	raw := p.s.B[p.req.modelStart+1 : p.req.modelEnd-1]
 	switch {
 	case p.modelFlags == 0:
 		p.req.Model = string(raw)
-	case p.modelFlags == strNonASCII:
+	case p.modelFlags == jsonlex.NonASCII:
 		if !utf8.Valid(raw) {
 			return Request{}, fmt.Errorf("%w: %q is not valid utf-8", ErrInvalidField, "model")
 		}
 		p.req.Model = string(raw)
 	default:
-		dec, lossy := unquote(make([]byte, 0, len(raw)), raw)
+		dec, lossy := jsonlex.Unquote(make([]byte, 0, len(raw)), raw)
 		if lossy {
 			return Request{}, fmt.Errorf("%w: %q is not valid utf-8", ErrInvalidField, "model")
 		}
@@ -243,10 +249,10 @@ func (p *requestParser) finish() (Request, error) {
 // common case, no allocation), otherwise a decoded copy. Decoding follows
 // encoding/json, so keys that a Go provider would merge compare equal.
 func canonicalKey(raw []byte, flags uint8) []byte {
-	if flags&strEscaped == 0 && (flags&strNonASCII == 0 || utf8.Valid(raw)) {
+	if flags&jsonlex.Escaped == 0 && (flags&jsonlex.NonASCII == 0 || utf8.Valid(raw)) {
 		return raw
 	}
-	dec, _ := unquote(make([]byte, 0, len(raw)), raw)
+	dec, _ := jsonlex.Unquote(make([]byte, 0, len(raw)), raw)
 	return dec
 }
 
@@ -306,7 +312,7 @@ func (r Request) WithModel(body []byte, model string) []byte {
 	// this capacity needs one allocation.
 	out := make([]byte, 0, len(body)-(end-start)+2+6*len(model))
 	out = append(out, body[:start]...)
-	out = appendQuoted(out, model)
+	out = jsonlex.AppendQuoted(out, model)
 	return append(out, body[end:]...)
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // benchWords are the content pieces of the benchmark streams, one per chunk.
@@ -14,7 +16,7 @@ described in section 4; operating margin improved by "two points" because of low
 while headcount stayed flat.\n`)
 
 // benchWord returns the i-th content piece as a JSON string.
-func benchWord(i int) []byte { return appendQuoted(nil, " "+benchWords[i%len(benchWords)]) }
+func benchWord(i int) []byte { return jsonlex.AppendQuoted(nil, " "+benchWords[i%len(benchWords)]) }
 
 // openAIStream200 returns a 200-chunk Chat Completions stream with
 // include_usage, one SSE event per chunk, shaped like the API's: a role

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // maxReportedTokens bounds every token count Tollgate accepts from a
@@ -34,40 +36,41 @@ type eventSpans struct {
 // package's scanner and allocates nothing unless a key is escaped. For a
 // duplicated key the last value wins, as in encoding/json.
 func scanSpans(b []byte, nest string, ev *eventSpans) bool {
-	s := scanner{b: b}
-	s.skipWS()
-	if s.pos >= len(b) || b[s.pos] != '{' {
+	var s scanner
+	s.Reset(b, ErrInvalidJSON, ErrTooDeep)
+	s.SkipWS()
+	if s.Pos >= len(b) || b[s.Pos] != '{' {
 		return false
 	}
-	return spanObject(&s, 1, nest, &ev.top, &ev.inner) && s.end()
+	return spanObject(&s, 1, nest, &ev.top, &ev.inner) && s.End()
 }
 
-// spanObject scans the object whose '{' is at s.pos; depth counts it.
+// spanObject scans the object whose '{' is at s.Pos; depth counts it.
 func spanObject(s *scanner, depth int, nest string, sp, inner *spans) bool {
 	if depth > MaxDepth {
-		return s.tooDeep()
+		return s.TooDeep()
 	}
-	s.pos++
-	s.skipWS()
-	if s.pos < len(s.b) && s.b[s.pos] == '}' {
-		s.pos++
+	s.Pos++
+	s.SkipWS()
+	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
+		s.Pos++
 		return true
 	}
 	for {
-		if s.pos >= len(s.b) || s.b[s.pos] != '"' {
-			return s.fail("expected object key")
+		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
+			return s.Fail("expected object key")
 		}
-		keyStart := s.pos
-		flags, ok := s.str()
+		keyStart := s.Pos
+		flags, ok := s.Str()
 		if !ok {
 			return false
 		}
-		key := canonicalKey(s.b[keyStart+1:s.pos-1], flags)
-		if !s.colon() {
+		key := canonicalKey(s.B[keyStart+1:s.Pos-1], flags)
+		if !s.Colon() {
 			return false
 		}
-		start := s.pos
-		if nest != "" && string(key) == nest && s.pos < len(s.b) && s.b[s.pos] == '{' {
+		start := s.Pos
+		if nest != "" && string(key) == nest && s.Pos < len(s.B) && s.B[s.Pos] == '{' {
 			*inner = spans{}
 			ok = spanObject(s, depth+1, "", inner, nil)
 		} else {
@@ -78,13 +81,13 @@ func spanObject(s *scanner, depth int, nest string, sp, inner *spans) bool {
 		}
 		switch string(key) {
 		case "type":
-			sp.typ = s.b[start:s.pos]
+			sp.typ = s.B[start:s.Pos]
 		case "model":
-			sp.model = s.b[start:s.pos]
+			sp.model = s.B[start:s.Pos]
 		case "usage":
-			sp.usage = s.b[start:s.pos]
+			sp.usage = s.B[start:s.Pos]
 		}
-		more, ok := s.next('}')
+		more, ok := s.Next('}')
 		if !ok || !more {
 			return ok
 		}
@@ -101,7 +104,7 @@ func jsonString(raw []byte, maxLen int) (string, bool) {
 	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
 		return string(in), true
 	}
-	out, _ := unquote(make([]byte, 0, len(in)), in)
+	out, _ := jsonlex.Unquote(make([]byte, 0, len(in)), in)
 	return string(out), true
 }
 
