@@ -68,9 +68,8 @@ type Admission struct {
 	Key       *keys.Record
 	RequestID string
 
-	strip         []string
-	anthropicVer  bool
-	contentLength int
+	strip        []string
+	anthropicVer bool
 }
 
 // Forward is the decision to send a request upstream, with the header and body changes.
@@ -154,7 +153,6 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 		if n > int64(s.maxBody) {
 			return nil, a.tooLarge(s.maxBody)
 		}
-		a.contentLength = int(n)
 	}
 	for _, n := range h.Names {
 		if strings.HasPrefix(n, InternalHeaderPrefix) && n != RoutingHeader {

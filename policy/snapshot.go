@@ -254,9 +254,6 @@ func credentialHeader(typ, key string) (string, []byte) {
 	}
 }
 
-// MaxRequestBytes is the largest request body this snapshot admits.
-func (s *Snapshot) MaxRequestBytes() int { return s.maxBody }
-
 // KeyCount is the number of configured virtual keys.
 func (s *Snapshot) KeyCount() int { return s.keys.Len() }
 
