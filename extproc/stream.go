@@ -224,22 +224,24 @@ func (st *stream) observeResponseBody(b *extprocv3.HttpBody) {
 	}
 }
 
-// conclude reads the final usage and settles the reservation once the stream is over, on a
-// context detached from the stream (which is already cancelled when the client went away).
+// conclude reads the final usage and has policy settle the request once the stream is over,
+// on a context detached from the stream (which is already cancelled when the client went
+// away).
 func (st *stream) conclude() {
 	if st.usage != nil {
 		st.usage.Finish()
 		st.used, st.usageSeen = st.usage.Usage()
 	}
-	if st.fwd != nil && st.usageSeen {
-		st.settled = policy.Settlement{Tokens: st.used.Total(), CostMicros: st.fwd.Cost(st.used), Rule: "usage"}
-	}
-	if st.hold == nil {
+	if st.fwd == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), settleTimeout)
 	defer cancel()
-	res, err := st.hold.Settle(ctx, st.used, st.usageSeen, st.status)
+	o := policy.Outcome{Usage: st.used, UsageSeen: st.usageSeen, Status: st.status}
+	if st.usage != nil {
+		o.Ended = st.usage.Ended()
+	}
+	res, err := st.fwd.Settle(ctx, st.hold, o)
 	st.settled = res
 	if err != nil {
 		st.log.Error("budget settle failed; the reservation expires on its own", zap.Error(err))
@@ -252,7 +254,7 @@ func (st *stream) settleFields() []zap.Field {
 	if st.hold != nil {
 		fields = append(fields, zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros), zap.String(fieldSettleRule, st.settled.Rule))
 	}
-	if st.hold != nil || st.usageSeen {
+	if st.settled.Rule != "" {
 		fields = append(fields, zap.Int64(fieldCostMicros, st.settled.CostMicros), zap.Int64(fieldTokens, st.settled.Tokens))
 	}
 	if st.usageSeen {

@@ -65,13 +65,13 @@ func estimate(bodyLen int, maxOut int64, p budget.Price) Estimate {
 	return e
 }
 
-// Hold is a reservation in force for one request. Settle it exactly once when the stream ends.
+// Hold is a reservation in force for one request. Forward.Settle settles it exactly once,
+// when the stream ends.
 type Hold struct {
 	bp       *budgetPolicy
 	id       string
 	planned  []budget.Planned
 	items    []budget.Item
-	price    budget.Price
 	Estimate Estimate
 	// FailedOpen is true when the ledger could not answer and every limit involved allows
 	// fail-open: nothing was reserved.
@@ -91,10 +91,66 @@ func (h *Hold) Limits() []string {
 type Settlement struct {
 	Tokens     int64
 	CostMicros int64
-	// Rule names how the charge was decided: "usage" (provider-reported), "full_reservation"
-	// (no usage arrived: client abort, upstream reset, or a provider that reported none),
-	// "upstream_error" (an error status without usage costs nothing but the request).
+	// Rule names how the charge was decided: one of the Settle* constants.
 	Rule string
+}
+
+// Settlement rules, in the audit event's settle_rule and the request log line.
+const (
+	// SettleUsage: the response reached its provider-defined end and reported usage, which
+	// is charged as priced.
+	SettleUsage = "usage"
+	// SettleIncomplete: the response did not reach its end (client abort, upstream reset)
+	// but reported some usage on the way. Usage seen before the end is a lower bound, not a
+	// bill (Anthropic's message_start counts about one output token however long the stream
+	// then runs), so the charge is the larger of that usage and the reservation.
+	SettleIncomplete = "incomplete"
+	// SettleFullReservation: no usage arrived (client abort, upstream reset, or a provider
+	// that reports none): the whole reservation is charged.
+	SettleFullReservation = "full_reservation"
+	// SettleUpstreamError: an error status without usage costs nothing but the request.
+	SettleUpstreamError = "upstream_error"
+)
+
+// Outcome is what a forwarded request's response showed by the time its stream ended.
+type Outcome struct {
+	// Usage is the usage the provider reported, valid when UsageSeen.
+	Usage     llm.Usage
+	UsageSeen bool
+	// Ended reports that the response reached its provider-defined end (llm.UsageParser
+	// Ended): [DONE], message_stop, response.completed, or a complete JSON body.
+	Ended bool
+	// Status is the upstream's HTTP status, 0 when no response headers arrived.
+	Status int
+}
+
+// charge is the settlement rule, for every dialect: usage when the response ended and
+// reported it; otherwise never less than the reservation, so a client that aborts a stream
+// cannot spend past a budget by cutting it before the provider's final usage.
+func charge(est Estimate, p budget.Price, o Outcome) Settlement {
+	switch {
+	case o.UsageSeen && o.Ended:
+		return Settlement{Tokens: o.Usage.Total(), CostMicros: p.Cost(o.Usage), Rule: SettleUsage}
+	case o.UsageSeen:
+		return Settlement{Tokens: max(o.Usage.Total(), est.Tokens), CostMicros: max(p.Cost(o.Usage), est.CostMicros),
+			Rule: SettleIncomplete}
+	case o.Status >= 400:
+		return Settlement{Rule: SettleUpstreamError}
+	default:
+		return Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: SettleFullReservation}
+	}
+}
+
+// Settle decides what the request is charged from its response's outcome and, when it
+// holds a reservation (h non-nil), settles the reservation to that charge. It runs once, at
+// the end of the stream, on a context detached from the stream (already cancelled when the
+// client went away). The charge is returned even when the ledger write fails.
+func (f *Forward) Settle(ctx context.Context, h *Hold, o Outcome) (Settlement, error) {
+	st := charge(f.Estimate, f.price, o)
+	if h == nil || h.FailedOpen {
+		return st, nil
+	}
+	return st, h.bp.ledger.Settle(ctx, h.id, h.items, budget.Actuals(h.planned, st.Tokens, st.CostMicros))
 }
 
 // Reserve holds the request's estimate against every applicable limit, atomically. It
@@ -110,7 +166,7 @@ func (s *Snapshot) Reserve(ctx context.Context, a *Admission, f *Forward, now ti
 	}
 	est := budget.Estimate{Tokens: f.Estimate.Tokens, CostMicros: f.Estimate.CostMicros}
 	planned := budget.Plan(a.Key.Team, a.Key.ID, key, team, est, now, bp.loc)
-	h := &Hold{bp: bp, id: bp.newID(), planned: planned, price: f.price, Estimate: f.Estimate}
+	h := &Hold{bp: bp, id: bp.newID(), planned: planned, Estimate: f.Estimate}
 	h.items = make([]budget.Item, len(planned))
 	for i, p := range planned {
 		h.items[i] = p.Item
@@ -129,25 +185,6 @@ func (s *Snapshot) Reserve(ctx context.Context, a *Admission, f *Forward, now ti
 		return nil, s.limitReply(ctx, a, planned[denied], now)
 	}
 	return h, nil
-}
-
-// Settle charges the request: provider-reported usage when seen, otherwise per the rule
-// documented on Settlement. It runs on a context detached from the stream.
-func (h *Hold) Settle(ctx context.Context, u llm.Usage, seen bool, status int) (Settlement, error) {
-	var st Settlement
-	switch {
-	case seen:
-		st = Settlement{Tokens: u.Total(), CostMicros: h.price.Cost(u), Rule: "usage"}
-	case status >= 400:
-		st = Settlement{Rule: "upstream_error"}
-	default:
-		st = Settlement{Tokens: h.Estimate.Tokens, CostMicros: h.Estimate.CostMicros, Rule: "full_reservation"}
-	}
-	if h.FailedOpen {
-		return st, nil
-	}
-	err := h.bp.ledger.Settle(ctx, h.id, h.items, budget.Actuals(h.planned, st.Tokens, st.CostMicros))
-	return st, err
 }
 
 // limitReply is the 429 for a tripped limit: a provider-shaped body naming the limit, a

@@ -70,6 +70,7 @@ func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {
 	ctx := context.Background()
 	body := `{"model":"gpt-4o-mini","max_tokens":100,"messages":[]}` // about 218 micro-dollars reserved
 	var holds []*policy.Hold
+	var fwds []*policy.Forward
 	for {
 		a, f := route(t, fx, "valid", body)
 		h, rep := fx.Snapshot.Reserve(ctx, a, f, fx.Now)
@@ -88,23 +89,23 @@ func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {
 			break
 		}
 		require.NotNil(t, h)
-		holds = append(holds, h)
+		holds, fwds = append(holds, h), append(fwds, f)
 		require.Less(t, len(holds), 10, "the budget must run out")
 	}
 	require.Len(t, holds, 4, "1000 micro-dollars fit four reservations of %d", holds[0].Estimate.CostMicros)
 
 	// Settling to real usage releases the over-estimate.
-	st, err := holds[0].Settle(ctx, llm.Usage{InputTokens: 10, OutputTokens: 5}, true, 200)
+	st, err := fwds[0].Settle(ctx, holds[0], policy.Outcome{Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}, UsageSeen: true, Ended: true, Status: 200})
 	require.NoError(t, err)
 	require.Equal(t, policy.Settlement{Tokens: 15, CostMicros: 20, Rule: "usage"}, st)
-	st, err = holds[1].Settle(ctx, llm.Usage{}, false, 200)
+	st, err = fwds[1].Settle(ctx, holds[1], policy.Outcome{Status: 200})
 	require.NoError(t, err)
 	require.Equal(t, "full_reservation", st.Rule)
 	require.Equal(t, holds[1].Estimate.CostMicros, st.CostMicros)
-	st, err = holds[2].Settle(ctx, llm.Usage{}, false, 500)
+	st, err = fwds[2].Settle(ctx, holds[2], policy.Outcome{Status: 500, Ended: true})
 	require.NoError(t, err)
 	require.Equal(t, policy.Settlement{Rule: "upstream_error"}, st)
-	_, err = holds[3].Settle(ctx, llm.Usage{}, false, 200)
+	_, err = fwds[3].Settle(ctx, holds[3], policy.Outcome{Status: 200})
 	require.NoError(t, err)
 
 	rep, err := fx.Snapshot.UsageReport(ctx, fx.Now)
@@ -142,7 +143,7 @@ func TestLedgerOutageFailsClosedUnlessOptedOpen(t *testing.T) {
 	h, rep = fx.Snapshot.Reserve(ctx, a, f, fx.Now)
 	require.Nil(t, rep)
 	require.True(t, h.FailedOpen)
-	_, err := h.Settle(ctx, llm.Usage{InputTokens: 1}, true, 200)
+	_, err := f.Settle(ctx, h, policy.Outcome{Usage: llm.Usage{InputTokens: 1}, UsageSeen: true, Ended: true, Status: 200})
 	require.NoError(t, err, "a failed-open request has nothing to settle")
 }
 
@@ -174,4 +175,47 @@ func TestLimitsNeedPricesAndALedger(t *testing.T) {
 	cfg.Teams[0].Limits = policy.LimitsConfig{RequestsPerMinute: 5}
 	_, err = policy.Compile(cfg, "", policytest.Resolver(), time.Now())
 	require.ErrorContains(t, err, "no ledger", "limits without a ledger are a config error, not a runtime outage")
+}
+
+// TestSettleRule is the settlement rule for every dialect: a response that did not reach its
+// provider-defined end settles at max(reported usage, reservation); only an ended response is
+// charged its reported usage alone.
+func TestSettleRule(t *testing.T) {
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	// gpt-4o-mini in the fixture: 1 micro-dollar per input token, 2 per output token.
+	_, f := route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":400,"messages":[]}`)
+	est := f.Estimate
+	require.Equal(t, int64(400), est.OutputTokens)
+	small := llm.Usage{InputTokens: 25, OutputTokens: 1} // what Anthropic's message_start reports
+	big := llm.Usage{InputTokens: 25, OutputTokens: 5000}
+	tests := []struct {
+		name string
+		o    policy.Outcome
+		want policy.Settlement
+	}{
+		{"ended with usage", policy.Outcome{Usage: small, UsageSeen: true, Ended: true, Status: 200},
+			policy.Settlement{Tokens: 26, CostMicros: 27, Rule: policy.SettleUsage}},
+		{"aborted after message_start", policy.Outcome{Usage: small, UsageSeen: true, Status: 200},
+			policy.Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: policy.SettleIncomplete}},
+		{"aborted with usage above the reservation", policy.Outcome{Usage: big, UsageSeen: true, Status: 200},
+			policy.Settlement{Tokens: 5025, CostMicros: 10025, Rule: policy.SettleIncomplete}},
+		{"aborted without usage", policy.Outcome{Status: 200},
+			policy.Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: policy.SettleFullReservation}},
+		{"ended without usage", policy.Outcome{Status: 200, Ended: true},
+			policy.Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: policy.SettleFullReservation}},
+		{"no response headers", policy.Outcome{},
+			policy.Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: policy.SettleFullReservation}},
+		{"upstream error", policy.Outcome{Status: 429, Ended: true}, policy.Settlement{Rule: policy.SettleUpstreamError}},
+		{"upstream error cut short", policy.Outcome{Status: 503}, policy.Settlement{Rule: policy.SettleUpstreamError}},
+		{"upstream error with usage, cut short", policy.Outcome{Status: 500, Usage: small, UsageSeen: true},
+			policy.Settlement{Tokens: est.Tokens, CostMicros: est.CostMicros, Rule: policy.SettleIncomplete}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Without a hold (no limits apply) the charge is the same: one rule.
+			got, err := f.Settle(context.Background(), nil, tc.o)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
 }

@@ -250,9 +250,6 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	return f, nil
 }
 
-// Cost prices usage with the model's prices, in micro-dollars.
-func (f *Forward) Cost(u llm.Usage) int64 { return f.price.Cost(u) }
-
 // rewrite applies the body changes, re-parsing after each so byte spans stay exact: the
 // upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
 // usage can be settled), the request policy's output cap (capOut, clamped or written in),

@@ -44,7 +44,8 @@ const (
 //	tokens               {input, output, cached_input, cache_write}
 //	cost_usd_micros      settled cost in millionths of a US dollar
 //	reserved_usd_micros  amount reserved before forwarding; absent when 0
-//	settle_rule          how the cost was settled (e.g. "usage", "estimate"); absent when none
+//	settle_rule          how the cost was settled ("usage", "incomplete", "full_reservation",
+//	                     "upstream_error"); absent when the request was not forwarded
 //	latency_ms           {total, first_byte, upstream} in whole milliseconds
 //	guardrails           [{rule, action, count}] findings; absent when none
 //	limits               limit kinds consulted, e.g. ["key_usd_day"]; absent when none

@@ -68,6 +68,7 @@ type UsageParser struct {
 
 	usage      Usage
 	seen       bool
+	ended      bool // the provider-defined end of the response was read
 	deltaSeen  bool // Anthropic: a message_delta set the output count
 	stopped    bool // Anthropic: an error event ended usage reporting
 	model      string
@@ -132,6 +133,8 @@ func (u *UsageParser) Finish() {
 	if u.overflow || !scanSpans(body, "", &ev) {
 		return
 	}
+	// A complete JSON body is the whole response: its usage is final.
+	u.ended = true
 	u.setModel(ev.top.model)
 	switch u.dialect {
 	case dialectChat, dialectResponses:
@@ -151,8 +154,22 @@ func (u *UsageParser) Finish() {
 // and whether the provider reported any. For a stream cut short it is what
 // was seen: Anthropic's input counts from message_start and the output
 // count of the last message_delta (or message_start's own small count);
-// for OpenAI, nothing unless the final usage chunk arrived.
+// for OpenAI, nothing unless the final usage chunk arrived. Such partial
+// usage is a lower bound, not a bill: see Ended.
 func (u *UsageParser) Usage() (Usage, bool) { return u.usage, u.seen }
+
+// Ended reports whether the response reached its provider-defined end, after
+// which the reported usage is final:
+//   - Chat Completions and Completions streams: the "data: [DONE]" event;
+//   - Responses streams: response.completed, response.incomplete or
+//     response.failed (each carries the final usage);
+//   - Messages streams: message_stop (an "error" event is not an end);
+//   - non-streamed bodies: a complete JSON object read by Finish.
+//
+// A stream cut before its end (client abort, upstream reset) reports false
+// even when some usage was seen: Anthropic's message_start, for one, counts
+// about one output token however long the stream then ran.
+func (u *UsageParser) Ended() bool { return u.ended }
 
 // Model returns the model the provider reported (the first non-empty one),
 // or "" if none was seen yet. It may differ from the requested model, for
@@ -176,25 +193,38 @@ const (
 	evResponseFailed     = "response.failed"
 	evMessageStart       = "message_start"
 	evMessageDelta       = "message_delta"
+	evMessageStop        = "message_stop"
 	evError              = "error"
 )
+
+// doneData is the data of the OpenAI end-of-stream event.
+var doneData = []byte("[DONE]")
 
 // onEvent reads one SSE event. The SSE "event" field names the event when
 // present (OpenAI Responses and Anthropic send it); otherwise the JSON
 // "type" member does, which costs a scan.
 func (u *UsageParser) onEvent(event, data []byte) {
-	if u.stopped {
+	if u.stopped || u.ended {
 		return
 	}
 	if u.dialect == dialectMessages && string(event) == evError {
 		u.stopped = true
 		return
 	}
+	if u.dialect == dialectChat && bytes.Equal(data, doneData) {
+		u.ended = true
+		return
+	}
+	// A named end event ends the response once its data is read whole (a
+	// stream cut inside it is not ended: Finish reads a cut last event too).
+	end := len(event) > 0 && u.endEvent(string(event))
 	wantModel := u.model == "" && u.modelTries < maxModelTries && bytes.Contains(data, []byte(`"model"`))
 	wantUsage := hasNonNullUsage(data) && (len(event) == 0 || u.usageEvent(string(event)))
-	// Without an event name an Anthropic error is only known from its JSON.
-	wantType := len(event) == 0 && u.dialect == dialectMessages && bytes.Contains(data, []byte(`"error"`))
-	if !wantModel && !wantUsage && !wantType {
+	// Without an event name, an Anthropic error and the end events are only
+	// known from the JSON "type".
+	wantType := len(event) == 0 && (u.dialect == dialectMessages && bytes.Contains(data, []byte(`"error"`)) ||
+		u.dialect != dialectChat && mayEnd(data))
+	if !wantModel && !wantUsage && !wantType && !end {
 		return
 	}
 	if wantModel {
@@ -210,6 +240,9 @@ func (u *UsageParser) onEvent(event, data []byte) {
 	var ev eventSpans
 	if !scanSpans(data, nest, &ev) {
 		return
+	}
+	if end {
+		u.ended = true
 	}
 	kind := string(event)
 	if kind == "" {
@@ -229,6 +262,7 @@ func (u *UsageParser) onEvent(event, data []byte) {
 		if us, ok := decodeOpenAIUsage(ev.inner.usage, true); ok {
 			u.usage, u.seen = us, true
 		}
+		u.ended = true
 	case dialectMessages:
 		u.setModel(ev.inner.model)
 		switch kind {
@@ -238,8 +272,29 @@ func (u *UsageParser) onEvent(event, data []byte) {
 			u.messageStart(ev.inner.usage)
 		case evMessageDelta:
 			u.messageDelta(ev.top.usage)
+		case evMessageStop:
+			u.ended = true
 		}
 	}
+}
+
+// endEvent reports whether an event of this name ends the response in the
+// parser's dialect.
+func (u *UsageParser) endEvent(name string) bool {
+	switch u.dialect {
+	case dialectResponses:
+		return name == evResponseCompleted || name == evResponseIncomplete || name == evResponseFailed
+	case dialectMessages:
+		return name == evMessageStop
+	}
+	return false
+}
+
+// mayEnd is the cheap filter for unnamed events that may be an end event
+// (its "type" member is checked after a scan).
+func mayEnd(data []byte) bool {
+	return bytes.Contains(data, []byte(`"message_stop"`)) || bytes.Contains(data, []byte(`"response.completed"`)) ||
+		bytes.Contains(data, []byte(`"response.incomplete"`)) || bytes.Contains(data, []byte(`"response.failed"`))
 }
 
 // usageEvent reports whether an event of this name can carry usage in the

@@ -424,3 +424,93 @@ func TestUsageParserSteadyStateAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestUsageParserEndedOnlyAtProviderEnd cuts every stream fixture at every
+// byte: Ended is false until the provider-defined end event is in the body
+// (its marker fully read), and true from there on, for each dialect. A
+// stream without its end (the Anthropic error fixture) never ends.
+func TestUsageParserEndedOnlyAtProviderEnd(t *testing.T) {
+	tests := []struct {
+		file     string
+		endpoint Endpoint
+		marker   string // "" when the stream has no end event
+	}{
+		{"openai_chat_stream.sse", ChatCompletions, "data: [DONE]"},
+		{"openai_chat_stream_usage.sse", ChatCompletions, "data: [DONE]"},
+		{"azure_chat_stream_usage.sse", ChatCompletions, "data: [DONE]"},
+		{"openai_completions_stream_usage.sse", Completions, "data: [DONE]"},
+		{"openai_responses_stream.sse", Responses, "event: response.completed"},
+		{"anthropic_stream.sse", Messages, "event: message_stop"},
+		{"anthropic_stream_tools.sse", Messages, "event: message_stop"},
+		{"anthropic_stream_error.sse", Messages, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			body := readFixture(t, tc.file)
+			at := len(body) + 1 // never
+			if tc.marker != "" {
+				i := bytes.Index(body, []byte(tc.marker))
+				require.GreaterOrEqual(t, i, 0, "fixture lacks its end marker")
+				// The end event's data line must be complete (Finish reads an
+				// unterminated last line as complete).
+				j := bytes.IndexByte(body[i+len(tc.marker):], '\n')
+				if tc.marker[0] == 'e' { // "event: ..." then its data line
+					j += bytes.IndexByte(body[i+len(tc.marker)+j+1:], '\n') + 1
+				}
+				at = i + len(tc.marker) + j
+			}
+			for n := 0; n <= len(body); n++ {
+				u := runUsage(tc.endpoint, true, body[:n])
+				require.Equal(t, n >= at, u.Ended(), "cut at byte %d of %d (end at %d)", n, len(body), at)
+			}
+			// Fed in random chunks, the whole stream ends as it should.
+			for name, chunks := range chunkings(body) {
+				require.Equal(t, tc.marker != "", runUsage(tc.endpoint, true, chunks...).Ended(), name)
+			}
+		})
+	}
+}
+
+// TestUsageParserEndedJSON: a non-streamed body ends when it is one complete
+// JSON object; a body cut short does not, and yields no usage.
+func TestUsageParserEndedJSON(t *testing.T) {
+	for _, tc := range []struct {
+		file     string
+		endpoint Endpoint
+	}{
+		{"openai_chat.json", ChatCompletions},
+		{"openai_responses.json", Responses},
+		{"anthropic_messages.json", Messages},
+		{"openai_embeddings.json", Embeddings},
+	} {
+		body := readFixture(t, tc.file)
+		body = bytes.TrimRight(body, "\n")
+		require.True(t, runUsage(tc.endpoint, false, body).Ended(), tc.file)
+		for n := 0; n < len(body); n++ {
+			u := runUsage(tc.endpoint, false, body[:n])
+			_, seen := u.Usage()
+			require.False(t, u.Ended(), "%s cut at %d", tc.file, n)
+			require.False(t, seen, "%s cut at %d", tc.file, n)
+		}
+	}
+}
+
+// TestUsageParserUnnamedEndEvents: compatible servers may omit the SSE event
+// field; the JSON type then names the end, and text that merely mentions an
+// end event's name does not end the stream.
+func TestUsageParserUnnamedEndEvents(t *testing.T) {
+	decoy := `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"message_stop \"message_stop\""}}` + "\n\n"
+	u := runUsage(Messages, true, []byte(decoy))
+	require.False(t, u.Ended())
+	u = runUsage(Messages, true, []byte(decoy+`data: {"type":"message_stop"}`+"\n\n"))
+	require.True(t, u.Ended())
+
+	rdecoy := `data: {"type":"response.output_text.delta","delta":"\"response.completed\""}` + "\n\n"
+	u = runUsage(Responses, true, []byte(rdecoy))
+	require.False(t, u.Ended())
+	u = runUsage(Responses, true, []byte(rdecoy+`data: {"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4}}}`+"\n\n"))
+	require.True(t, u.Ended())
+	got, seen := u.Usage()
+	require.True(t, seen)
+	require.Equal(t, Usage{InputTokens: 3, OutputTokens: 4}, got)
+}

@@ -187,6 +187,40 @@ func TestBudgetsEmbedded(t *testing.T) {
 		require.Contains(t, s.logs(), `"settle_rule":"full_reservation"`)
 	})
 
+	// The review's high finding: an Anthropic stream closed after message_start (input
+	// tokens and one output token) was charged that usage instead of the reservation.
+	t.Run("an aborted Anthropic stream is charged at least its reservation", func(t *testing.T) {
+		body := `{"model":"claude-haiku-4-5","stream":true,"max_tokens":300,"messages":[{"role":"user","content":"count to ten"}]}`
+		before := s.usage(t, s.admin, cappedTeam, "usd_lifetime")
+		release := s.gate.Hold(3) // message_start and two more events, then the upstream waits
+		defer release()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.base+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("x-api-key", key)
+		req.Header.Set("anthropic-version", "2023-06-01")
+		req.Header.Set("content-type", "application/json")
+		resp, err := s.client.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode)
+		first, err := sseEvents{bufio.NewReader(resp.Body)}.next()
+		require.NoError(t, err)
+		require.Contains(t, first, "message_start", "message_start, with its usage, reached the client")
+		held := s.usage(t, s.admin, cappedTeam, "usd_lifetime")
+		reserved := held.Reserved - before.Reserved
+		require.Positive(t, reserved)
+		cancel() // the client goes away before message_delta and message_stop
+		resp.Body.Close()
+		require.Eventually(t, func() bool {
+			u := s.usage(t, s.admin, cappedTeam, "usd_lifetime")
+			return u.Reserved == before.Reserved && u.Used > before.Used
+		}, 10*time.Second, 50*time.Millisecond)
+		release()
+		after := s.usage(t, s.admin, cappedTeam, "usd_lifetime")
+		require.Equal(t, before.Used+reserved, after.Used,
+			"the stream did not reach message_stop: charged max(message_start usage, reservation) = the reservation")
+		require.Contains(t, s.logs(), `"settle_rule":"incomplete"`)
+	})
+
 	t.Run("tollgate usage prints the team's spend", func(t *testing.T) {
 		out := s.run(t, "usage", "--admin", strings.TrimPrefix(s.admin, "http://"))
 		require.Contains(t, out, cappedTeam)
