@@ -56,12 +56,13 @@ type Estimate struct {
 }
 
 // estimate is deliberately conservative: one input token per three body bytes (English
-// averages about four characters per token, and JSON framing counts as bytes), and the
-// whole output cap.
+// averages about four characters per token, and JSON framing counts as bytes) at the dearest
+// input rate (a prompt-cache write costs more than plain input), and the whole output cap of
+// every choice.
 func estimate(bodyLen int, maxOut int64, p budget.Price) Estimate {
 	in := int64(bodyLen+2) / 3
 	e := Estimate{InputTokens: in, OutputTokens: maxOut, Tokens: in + maxOut}
-	e.CostMicros = p.Cost(llm.Usage{InputTokens: in, OutputTokens: maxOut})
+	e.CostMicros = p.MaxCost(in, maxOut)
 	return e
 }
 

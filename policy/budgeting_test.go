@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +219,82 @@ func TestSettleRule(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// TestChoicesAreReserved: n: 50 reserved for one choice in review (issue 8 item 2). Every
+// choice, and best_of's hidden ones, may produce the whole output cap.
+func TestChoicesAreReserved(t *testing.T) {
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	_, one := route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":100,"messages":[]}`)
+	_, fifty := route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":100,"n":50,"messages":[]}`)
+	require.Equal(t, int64(100), one.Estimate.OutputTokens)
+	require.Equal(t, int64(5000), fifty.Estimate.OutputTokens)
+	require.Equal(t, fifty.Estimate.InputTokens*1+5000*2, fifty.Estimate.CostMicros, "input once, output for every choice")
+
+	a := admit(t, fx, "valid", "/v1/completions")
+	f, rep := fx.Snapshot.Route(a, []byte(`{"model":"gpt-4o-mini","prompt":"hi","max_tokens":10,"n":2,"best_of":7}`))
+	require.Nil(t, rep)
+	require.Equal(t, int64(70), f.Estimate.OutputTokens, "best_of generates (and bills) 7")
+
+	// Without a cap, the model default is reserved for each choice.
+	_, f = route(t, fx, "valid", `{"model":"gpt-4o-mini","n":3,"messages":[]}`)
+	require.Equal(t, 3*int64(policy.DefaultMaxOutputTokensDefault), f.Estimate.OutputTokens)
+}
+
+// TestChoicesRaceCannotOverspend: concurrent requests with n > 1 against one budget are
+// admitted only as far as every choice's reservation fits, and settling them all at the
+// worst case (each choice used its whole cap) stays within the budget.
+func TestChoicesRaceCannotOverspend(t *testing.T) {
+	l := budget.NewMemoryLedger()
+	fx := budgetFixture(t, l, func(c *policy.Config) { c.Teams[0].Limits.USDPerDay = "0.1" }) // 100000 µ$
+	const body = `{"model":"gpt-4o-mini","max_tokens":1000,"n":10,"messages":[]}`           // 10 × 1000 × 2 µ$ + input
+	ctx := context.Background()
+	type admitted struct {
+		f *policy.Forward
+		h *policy.Hold
+	}
+	results := make(chan admitted, 64)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			a := admit(t, fx, "valid", "/v1/chat/completions")
+			f, rep := fx.Snapshot.Route(a, []byte(body))
+			if rep != nil {
+				t.Errorf("route: %d", rep.Status)
+				return
+			}
+			h, rep := fx.Snapshot.Reserve(ctx, a, f, fx.Now)
+			if rep == nil {
+				results <- admitted{f, h}
+			} else if rep.Status != 429 {
+				t.Errorf("reserve: %d", rep.Status)
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var n int
+	for r := range results {
+		n++
+		worst := llm.Usage{InputTokens: r.f.Estimate.InputTokens, OutputTokens: 10 * 1000}
+		_, err := r.f.Settle(ctx, r.h, policy.Outcome{Usage: worst, UsageSeen: true, Ended: true, Status: 200})
+		require.NoError(t, err)
+	}
+	require.Equal(t, 4, n, "100000 µ$ fits four reservations of about 20000 µ$ for ten choices, not 49 for one")
+	e := teamUSDEntry(t, fx)
+	require.LessOrEqual(t, e.Used, e.Max)
+	require.Zero(t, e.Reserved)
+}
+
+func teamUSDEntry(t *testing.T, fx *policytest.Fixture) policy.UsageEntry {
+	t.Helper()
+	rep, err := fx.Snapshot.UsageReport(context.Background(), fx.Now)
+	require.NoError(t, err)
+	for _, e := range rep {
+		if e.Scope == "team" && e.Limit == "usd_per_day" {
+			return e
+		}
+	}
+	t.Fatal("no team usd_per_day counter")
+	return policy.UsageEntry{}
 }

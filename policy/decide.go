@@ -217,7 +217,8 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if rep != nil {
 		return nil, rep
 	}
-	f.Estimate = estimate(len(out), maxOut, m.price)
+	// Every choice (n, best_of) may produce maxOut tokens, and the provider bills them all.
+	f.Estimate = estimate(len(out), satMul(maxOut, req.Choices), m.price)
 	if len(out) != len(orig) || &out[0] != &orig[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})
@@ -254,7 +255,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 // upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
 // usage can be settled), the request policy's output cap (capOut, clamped or written in),
 // and, when configured, the output cap that was reserved. It returns the body and the output
-// tokens to reserve.
+// tokens to reserve per choice.
 func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
 	out := req.WithModel(body, m.upstream)

@@ -28,6 +28,7 @@ const (
 	ReasonLimitExceeded        Reason = "limit_exceeded"
 	ReasonStreamingNotAllowed  Reason = "streaming_not_allowed"
 	ReasonTooManyMessages      Reason = "too_many_messages"
+	ReasonTooManyChoices       Reason = "too_many_choices"
 	ReasonMaxTokensExceeded    Reason = "max_tokens_exceeded"
 	ReasonGuardrailBlocked     Reason = "guardrail_blocked"
 	ReasonGuardrailUnreadable  Reason = "guardrail_unreadable"

@@ -44,6 +44,14 @@ func TestRequestPolicy(t *testing.T) {
 			`{"model":"gpt-4o-mini","messages":[],"max_completion_tokens":100}`},
 		{"streaming denied for the key", "limited", `{"model":"fast","stream":true,"messages":[]}`, 403, policy.ReasonStreamingNotAllowed, ""},
 		{"too many messages", "valid", `{"model":"gpt-4o-mini","messages":[{},{},{},{}]}`, 400, policy.ReasonTooManyMessages, ""},
+		// n and best_of: the output cap bounds all choices together (issue 8 item 2).
+		{"key cap shared by n choices", "limited", `{"model":"fast","max_tokens":50,"n":4,"messages":[]}`, 0, "",
+			`{"model":"gpt-4o-mini","max_tokens":25,"n":4,"messages":[]}`},
+		{"team cap refuses n times max_tokens", "valid", `{"model":"gpt-4o-mini","max_tokens":300,"n":4,"messages":[]}`, 400, policy.ReasonMaxTokensExceeded, ""},
+		{"per-choice cap written in", "valid", `{"model":"gpt-4o-mini","n":4,"messages":[]}`, 0, "",
+			`{"model":"gpt-4o-mini","n":4,"messages":[],"max_completion_tokens":250}`},
+		{"more choices than tokens allowed", "limited", `{"model":"fast","n":128,"messages":[]}`, 400, policy.ReasonMaxTokensExceeded, ""},
+		{"n of the wrong type", "valid", `{"model":"gpt-4o-mini","n":2.0,"messages":[]}`, 400, policy.ReasonInvalidRequest, ""},
 		{"body over the team's size", "valid", `{"model":"gpt-4o-mini","messages":[],"pad":"` + strings.Repeat("a", 200) + `"}`, 413, policy.ReasonBodyTooLarge, ""},
 	}
 	for _, tc := range tests {
@@ -61,5 +69,21 @@ func TestRequestPolicy(t *testing.T) {
 				require.Equal(t, tc.wantBody, string(f.Body))
 			}
 		})
+	}
+}
+
+func TestRequestPolicyMaxChoices(t *testing.T) {
+	fx := policytest.NewWith(t, func(c *policy.Config) {
+		c.Teams[0].RequestPolicy = policy.RequestPolicyConfig{MaxChoices: 1}
+	})
+	a := admit(t, fx, "valid", "/v1/completions")
+	_, rep := fx.Snapshot.Route(a, []byte(`{"model":"gpt-4o-mini","prompt":"hi","n":1}`))
+	require.Nil(t, rep)
+	for _, body := range []string{`{"model":"gpt-4o-mini","prompt":"hi","n":2}`, `{"model":"gpt-4o-mini","prompt":"hi","best_of":3}`} {
+		_, rep = fx.Snapshot.Route(a, []byte(body))
+		require.NotNil(t, rep, body)
+		require.Equal(t, 400, rep.Status)
+		require.Equal(t, policy.ReasonTooManyChoices, rep.Reason)
+		require.Contains(t, string(rep.Body), `"param":"n"`)
 	}
 }

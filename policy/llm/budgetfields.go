@@ -270,3 +270,81 @@ func splice(body []byte, start, end int, sep, insert string) []byte {
 	out = append(out, insert...)
 	return append(out, body[end:]...)
 }
+
+// MaxChoices bounds n and best_of: OpenAI refuses more than 128 choices, and a larger count
+// would only serve to overflow a reservation.
+const MaxChoices = 128
+
+// choices scans the value of n or best_of: a non-negative integer (at most MaxChoices) or
+// null. Anything else is ErrInvalidField, so Tollgate never reserves for a count it reads
+// differently from the provider (a fractional 50.0 that a lenient server reads as 50).
+func (p *requestParser) choices(name string, dup bool) bool {
+	s := &p.s
+	if dup {
+		p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, name))
+	}
+	if s.Pos < len(s.B) && s.B[s.Pos] == 'n' {
+		return s.Literal("null")
+	}
+	start := s.Pos
+	if s.Pos >= len(s.B) || !(s.B[s.Pos] == '-' || s.B[s.Pos] >= '0' && s.B[s.Pos] <= '9') {
+		p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
+		return s.value(1)
+	}
+	if !s.Number() {
+		return false
+	}
+	n, ok := parseCount(s.B[start:s.Pos])
+	if !ok || n > MaxChoices {
+		p.setFieldErr(fmt.Errorf("%w: %q must be an integer from 0 to %d", ErrInvalidField, name, MaxChoices))
+		return true
+	}
+	p.req.Choices = max(p.req.Choices, n)
+	return true
+}
+
+// include scans the Responses "include" member: an array of strings naming extra output.
+// An entry mentioning logprobs (message.output_text.logprobs) asks for per-token text;
+// anything that is not an array of strings is treated as asking for it too, since the
+// provider's reading of it cannot be known.
+func (p *requestParser) include() bool {
+	s := &p.s
+	if s.Pos >= len(s.B) {
+		return s.value(1)
+	}
+	switch s.B[s.Pos] {
+	case 'n':
+		return s.Literal("null")
+	case '[':
+	default:
+		p.req.Logprobs = true
+		return s.value(1)
+	}
+	s.Pos++
+	s.SkipWS()
+	if s.Pos < len(s.B) && s.B[s.Pos] == ']' {
+		s.Pos++
+		return true
+	}
+	for {
+		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
+			p.req.Logprobs = true
+			if !s.value(2) {
+				return false
+			}
+		} else {
+			start := s.Pos
+			flags, ok := s.Str()
+			if !ok {
+				return false
+			}
+			if bytes.Contains(bytes.ToLower(canonicalKey(s.B[start+1:s.Pos-1], flags)), []byte("logprob")) {
+				p.req.Logprobs = true
+			}
+		}
+		more, ok := s.Next(']')
+		if !ok || !more {
+			return ok
+		}
+	}
+}

@@ -26,8 +26,15 @@ type Request struct {
 	// "include_usage": true, so an OpenAI stream will end with a usage chunk.
 	IncludeUsage bool
 	// Logprobs reports a top-level logprobs (true, or a positive count on legacy completions)
-	// or top_logprobs request: per-token text the response would carry outside the content.
+	// or top_logprobs request, or a Responses "include" entry asking for logprobs
+	// ("message.output_text.logprobs"): per-token text the response would carry outside the
+	// content.
 	Logprobs bool
+	// Choices is how many completions the provider generates and bills for this request: the
+	// largest of 1 and the top-level counts n (chat and legacy completions) and best_of
+	// (legacy completions, generated server-side and billed though not returned). Every
+	// choice may produce up to MaxTokens output tokens.
+	Choices int64
 	// Messages counts the elements of the top-level "messages" array (chat,
 	// Anthropic) or "input" array (Responses); 0 when absent or not an array.
 	Messages int
@@ -186,7 +193,17 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		return p.maxTokens(maxFieldIndex(string(key)), dup)
 	case "stream_options":
 		return p.streamOptions(dup)
+	case "n", "best_of":
+		return p.choices(string(key), dup)
+	case "include":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "include"))
+		}
+		return p.include()
 	case "logprobs", "top_logprobs":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
+		}
 		start := s.Pos
 		if !s.value(1) {
 			return false
@@ -241,6 +258,7 @@ func (p *requestParser) finish() (Request, error) {
 	if p.req.Model == "" {
 		return Request{}, ErrMissingModel
 	}
+	p.req.Choices = max(p.req.Choices, 1)
 	return p.req, nil
 }
 
@@ -318,7 +336,8 @@ func (r Request) WithModel(body []byte, model string) []byte {
 
 // knownFields are the top-level keys policy decisions read.
 var knownFields = [...]string{"model", "stream", "stream_options", "messages", "input",
-	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens}
+	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens,
+	"n", "best_of", "logprobs", "top_logprobs", "include"}
 
 // foldKnown folds key the way encoding/json matches field names (ASCII case, plus the
 // Kelvin sign and long s that fold to k and s) and reports the known field it equals.

@@ -340,9 +340,62 @@ func TestParseRequestLogprobs(t *testing.T) {
 		`{"model":"m","logprobs":true}`:                   true,
 		`{"model":"m","logprobs":5}`:                      true,
 		`{"model":"m","logprobs":false,"top_logprobs":3}`: true,
+		// Responses asks for logprobs through include (issue 8 item 3).
+		`{"model":"m","include":["message.output_text.logprobs"]}`:                               true,
+		`{"model":"m","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`: true,
+		`{"model":"m","include":["message.output_text.\u006cogprobs"]}`:                          true,
+		`{"model":"m","include":["message.output_text.LOGPROBS"]}`:                               true,
+		`{"model":"m","include":"message.output_text.logprobs"}`:                                 true,
+		`{"model":"m","include":[{"x":1}]}`:                                                      true,
+		`{"model":"m","include":["reasoning.encrypted_content"]}`:                                false,
+		`{"model":"m","include":[]}`:                                                             false,
+		`{"model":"m","include":null}`:                                                           false,
 	} {
 		r, err := ParseRequest([]byte(body))
 		require.NoError(t, err, body)
 		require.Equal(t, want, r.Logprobs, body)
+	}
+}
+
+func TestParseRequestLogprobsDuplicatesRefused(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"m","logprobs":false,"logprobs":true}`,
+		`{"model":"m","top_logprobs":0,"top_logprobs":5}`,
+		`{"model":"m","include":[],"include":["message.output_text.logprobs"]}`,
+		`{"model":"m","Include":["message.output_text.logprobs"]}`,
+		`{"model":"m","Logprobs":true}`,
+	} {
+		_, err := ParseRequest([]byte(body))
+		require.ErrorIs(t, err, ErrDuplicateKey, body)
+	}
+}
+
+// TestParseRequestChoices: n and best_of multiply what a request may generate (issue 8
+// item 2); every form a provider could read differently is refused.
+func TestParseRequestChoices(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"model":"m"}`:                   1,
+		`{"model":"m","n":null}`:          1,
+		`{"model":"m","n":0}`:             1,
+		`{"model":"m","n":50}`:            50,
+		`{"model":"m","n":2,"best_of":7}`: 7,
+		`{"model":"m","best_of":3,"n":2}`: 3,
+		`{"model":"m","n":128}`:           128,
+		`{"model":"m","n" : 4 }`:          4,
+	} {
+		r, err := ParseRequest([]byte(body))
+		require.NoError(t, err, body)
+		require.Equal(t, want, r.Choices, body)
+	}
+	for _, body := range []string{
+		`{"model":"m","n":50.0}`, `{"model":"m","n":5e1}`, `{"model":"m","n":-1}`, `{"model":"m","n":"50"}`,
+		`{"model":"m","n":129}`, `{"model":"m","best_of":true}`, `{"model":"m","n":99999999999999999999}`,
+	} {
+		_, err := ParseRequest([]byte(body))
+		require.ErrorIs(t, err, ErrInvalidField, body)
+	}
+	for _, body := range []string{`{"model":"m","n":1,"n":50}`, `{"model":"m","N":50}`, `{"model":"m","Best_of":50}`} {
+		_, err := ParseRequest([]byte(body))
+		require.ErrorIs(t, err, ErrDuplicateKey, body)
 	}
 }

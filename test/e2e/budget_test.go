@@ -34,7 +34,7 @@ var cappedBody = `{"model":"` + cappedModel + `","stream":true,"stream_options":
 
 func cappedEstimate() int64 {
 	p := budget.DefaultCatalog()[cappedModel]
-	return p.Cost(llm.Usage{InputTokens: int64(len(cappedBody)+2) / 3, OutputTokens: 1000})
+	return p.MaxCost(int64(len(cappedBody)+2)/3, 1000)
 }
 
 // withCappedTeam adds the model (served by the mock) and a team whose lifetime USD budget
