@@ -47,6 +47,20 @@ func TestGuardedRequest(t *testing.T) {
 		require.EqualValues(t, 400, ir.GetStatus().GetCode())
 		require.Contains(t, string(ir.GetBody()), "logprobs")
 	})
+	// Responses asks for logprobs through include and top_logprobs (issue 8 item 3).
+	for field, body := range map[string]string{
+		"include":      `{"model":"fast","include":["message.output_text.logprobs"],"input":"hi"}`,
+		"top_logprobs": `{"model":"fast","top_logprobs":5,"input":"hi"}`,
+	} {
+		t.Run("responses "+field+" would leak redacted text", func(t *testing.T) {
+			s, _ := h.open(t)
+			roundTrip(t, s, reqHeaders(false, ":path", "/v1/responses", ":method", "POST",
+				"authorization", "Bearer "+h.fx.Keys["valid"], "content-type", "application/json"))
+			ir := roundTrip(t, s, reqBody(body)).GetImmediateResponse()
+			require.EqualValues(t, 400, ir.GetStatus().GetCode())
+			require.Contains(t, string(ir.GetBody()), `"param":"`+field+`"`)
+		})
+	}
 	t.Run("redact", func(t *testing.T) {
 		s, _ := h.open(t)
 		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))

@@ -202,7 +202,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, rep
 	}
 	orig := body
-	body, g, rep := s.scanRequest(a, body, req.Logprobs)
+	body, g, rep := s.scanRequest(a, body, req.LogprobsField)
 	if rep != nil {
 		return nil, rep
 	}

@@ -115,7 +115,8 @@ type Guard struct {
 
 // scanRequest applies the key's guardrail profile to the body. It returns the body to
 // forward (redacted or not) or a 403 naming the blocking rule.
-func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs bool) ([]byte, *Guard, *Reply) {
+// logprobs names the request field asking for log probabilities, "" when none does.
+func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs string) ([]byte, *Guard, *Reply) {
 	profile := s.guard.profileFor(a.Key.ID, a.Key.Team)
 	if profile == "" {
 		return body, nil, nil
@@ -129,10 +130,11 @@ func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs bool) ([]byte
 		return nil, nil, a.deny(http.StatusBadRequest, ReasonGuardrailUnreadable, "request body could not be checked by the guardrails")
 	}
 	g := &Guard{Profile: profile, Decision: res.Decision.String(), DryRun: res.DryRun, Findings: res.Totals()}
-	if logprobs && !res.DryRun {
+	if logprobs != "" && !res.DryRun {
 		// Log probabilities repeat the completion token by token outside the content the
-		// response guardrails rewrite: they would leak what redaction removes.
-		return nil, g, a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, "logprobs are not available for API keys with response guardrails", "logprobs")
+		// response guardrails rewrite: they would leak what redaction removes. Responses asks
+		// for them through include (message.output_text.logprobs) and top_logprobs.
+		return nil, g, a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, "logprobs are not available for API keys with response guardrails", logprobs)
 	}
 	switch res.Decision {
 	case guard.DecisionBlock:

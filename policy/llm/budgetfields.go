@@ -317,7 +317,7 @@ func (p *requestParser) include() bool {
 		return s.Literal("null")
 	case '[':
 	default:
-		p.req.Logprobs = true
+		p.wantLogprobs("include")
 		return s.value(1)
 	}
 	s.Pos++
@@ -328,7 +328,7 @@ func (p *requestParser) include() bool {
 	}
 	for {
 		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
-			p.req.Logprobs = true
+			p.wantLogprobs("include")
 			if !s.value(2) {
 				return false
 			}
@@ -339,7 +339,7 @@ func (p *requestParser) include() bool {
 				return false
 			}
 			if bytes.Contains(bytes.ToLower(canonicalKey(s.B[start+1:s.Pos-1], flags)), []byte("logprob")) {
-				p.req.Logprobs = true
+				p.wantLogprobs("include")
 			}
 		}
 		more, ok := s.Next(']')

@@ -30,6 +30,8 @@ type Request struct {
 	// ("message.output_text.logprobs"): per-token text the response would carry outside the
 	// content.
 	Logprobs bool
+	// LogprobsField names the first member that asked for logprobs, for error messages.
+	LogprobsField string
 	// Choices is how many completions the provider generates and bills for this request: the
 	// largest of 1 and the top-level counts n (chat and legacy completions) and best_of
 	// (legacy completions, generated server-side and billed though not returned). Every
@@ -210,7 +212,7 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		}
 		v := string(s.B[start:s.Pos])
 		if v != "false" && v != "null" && v != "0" {
-			p.req.Logprobs = true
+			p.wantLogprobs(string(key))
 		}
 		return true
 	case "messages", "input":
@@ -228,6 +230,13 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.setFieldErr(fmt.Errorf("%w: top-level key at offset %d", ErrDuplicateKey, keyStart))
 		}
 		return s.value(1)
+	}
+}
+
+// wantLogprobs records that field asks for per-token log probabilities.
+func (p *requestParser) wantLogprobs(field string) {
+	if !p.req.Logprobs {
+		p.req.Logprobs, p.req.LogprobsField = true, field
 	}
 }
 
