@@ -247,7 +247,7 @@ func TestChoicesAreReserved(t *testing.T) {
 func TestChoicesRaceCannotOverspend(t *testing.T) {
 	l := budget.NewMemoryLedger()
 	fx := budgetFixture(t, l, func(c *policy.Config) { c.Teams[0].Limits.USDPerDay = "0.1" }) // 100000 µ$
-	const body = `{"model":"gpt-4o-mini","max_tokens":1000,"n":10,"messages":[]}`           // 10 × 1000 × 2 µ$ + input
+	const body = `{"model":"gpt-4o-mini","max_tokens":1000,"n":10,"messages":[]}`             // 10 × 1000 × 2 µ$ + input
 	ctx := context.Background()
 	type admitted struct {
 		f *policy.Forward

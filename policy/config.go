@@ -105,6 +105,13 @@ type ProviderConfig struct {
 	APIVersion string `mapstructure:"api_version"`
 	// AnthropicVersion is sent as anthropic-version when the client sent none.
 	AnthropicVersion string `mapstructure:"anthropic_version"`
+	// ForwardHeaders adds client headers (lower-case names) to the provider's allow-list;
+	// every other client header is removed before the request leaves (see README).
+	ForwardHeaders []string `mapstructure:"forward_headers"`
+	// Organization and Project are sent as openai-organization and openai-project (OpenAI and
+	// OpenAI-compatible providers): the gateway, not the client, picks what is billed.
+	Organization string `mapstructure:"organization"`
+	Project      string `mapstructure:"project"`
 }
 
 // ModelConfig maps a public model name (and aliases) to a provider and its upstream name.
@@ -265,6 +272,21 @@ func (c *Config) Validate() error {
 			if _, err := secrets.ParseRef(p.Credential); err != nil {
 				// Never echo the value: it may be a pasted plaintext key.
 				add(path+".credential", "must be a secret reference (env:NAME or file:PATH), not a key")
+			}
+		}
+		for j, h := range p.ForwardHeaders {
+			if why := validateForwardHeader(h); why != "" {
+				add(fmt.Sprintf("%s.forward_headers[%d]", path, j), "%s", why)
+			}
+		}
+		for _, fv := range [...][2]string{{"organization", p.Organization}, {"project", p.Project}} {
+			field, v := fv[0], fv[1]
+			switch {
+			case v == "":
+			case p.Type != ProviderOpenAI && p.Type != ProviderOpenAICompatible:
+				add(path+"."+field, "is only used by openai and openai-compatible providers")
+			case !validName(v):
+				add(path+"."+field, "must be 1-64 characters of [A-Za-z0-9._-]")
 			}
 		}
 	}

@@ -68,7 +68,7 @@ type Admission struct {
 	Key       *keys.Record
 	RequestID string
 
-	strip        []string
+	names        []string // the client's header names, as Envoy sent them
 	anthropicVer bool
 }
 
@@ -139,8 +139,18 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 	if ep == llm.Models {
 		return nil, s.modelList(a)
 	}
+	if !checkQuery(ep, h.Path) {
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "query parameters are not supported on this endpoint")
+	}
 	if h.EndOfStream {
 		return nil, a.deny(http.StatusBadRequest, ReasonMissingBody, "request body is required")
+	}
+	if ce := h.Get("content-encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// A compressed body cannot be read by policy or guardrails, and forwarding it with its
+		// label after a rewrite would corrupt it. Envoy's decompressor filter can inflate
+		// request bodies before ext_proc if clients must compress.
+		return nil, a.deny(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType,
+			"compressed request bodies (content-encoding) are not supported; send plain JSON")
 	}
 	if !llm.IsJSONContentType(h.Get("content-type")) {
 		return nil, a.deny(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType, "content-type must be application/json")
@@ -154,11 +164,7 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 			return nil, a.tooLarge(s.maxBody)
 		}
 	}
-	for _, n := range h.Names {
-		if strings.HasPrefix(n, InternalHeaderPrefix) && n != RoutingHeader {
-			a.strip = append(a.strip, n)
-		}
-	}
+	a.names = h.Names
 	return a, nil
 }
 
@@ -240,14 +246,11 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		}
 		f.SetHeaders = append(f.SetHeaders, Header{Key: ":path", Value: []byte(path)})
 	}
-	// Remove every header that can carry the virtual key, except the one the provider's own
-	// key is set in (a set overwrites it), plus client copies of internal headers.
-	for _, n := range credentialHeaders {
-		if n != p.authHeader {
-			f.RemoveHeaders = append(f.RemoveHeaders, n)
-		}
-	}
-	f.RemoveHeaders = append(f.RemoveHeaders, a.strip...)
+	f.SetHeaders = append(f.SetHeaders, p.fixed...)
+	// Remove every header that can carry the virtual key (except the one the provider's own
+	// key is set in: a set overwrites it), client copies of internal headers, and every
+	// client header not on the provider's allow-list.
+	f.RemoveHeaders = p.removals(a.names, f.SetHeaders)
 	return f, nil
 }
 

@@ -60,6 +60,8 @@ type provider struct {
 	available  bool
 	apiVersion string
 	anthVer    string
+	forward    map[string]bool // client headers that may reach the provider
+	fixed      []Header        // headers the config sets (openai-organization, openai-project)
 }
 
 // Resolver resolves secret references; secrets.Resolver satisfies it.
@@ -95,7 +97,14 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 	}
 
 	for i, pc := range cfg.Providers {
-		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true}
+		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true,
+			forward: forwardable(pc.Type, pc.ForwardHeaders)}
+		if pc.Organization != "" {
+			p.fixed = append(p.fixed, Header{Key: "openai-organization", Value: []byte(pc.Organization)})
+		}
+		if pc.Project != "" {
+			p.fixed = append(p.fixed, Header{Key: "openai-project", Value: []byte(pc.Project)})
+		}
 		if pc.Credential != "none" {
 			ref, _ := secrets.ParseRef(pc.Credential)
 			v, err := res.Resolve(ref, baseDir)
