@@ -249,12 +249,53 @@ func TestProtocolFaultsFailTheStream(t *testing.T) {
 		_, err := s.Recv()
 		require.Equal(t, codes.FailedPrecondition, status.Code(err))
 	})
-	t.Run("response before forward", func(t *testing.T) {
+	t.Run("response body before response headers", func(t *testing.T) {
 		s, _ := h.open(t)
 		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`))
+		require.NoError(t, s.Send(respBody("x", true)))
+		_, err := s.Recv()
+		require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	})
+	t.Run("response headers twice", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`))
+		roundTrip(t, s, respHeaders("200", "content-type", "application/json"))
 		require.NoError(t, s.Send(respHeaders("200")))
 		_, err := s.Recv()
 		require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	})
+}
+
+// TestEnvoyLocalRepliesPassThrough: Envoy opens an ext_proc stream for a reply it makes itself
+// (a 431 for oversized headers, a 400 for a malformed request, a 413 for a body over its
+// buffer). Failing that stream made Envoy drop its reply, leaving the client with none (issue
+// 14 item 1). Nothing was forwarded, so the reply passes as it is.
+func TestEnvoyLocalRepliesPassThrough(t *testing.T) {
+	h := newHarness(t)
+	t.Run("before any request headers", func(t *testing.T) {
+		s, _ := h.open(t)
+		resp := roundTrip(t, s, respHeaders("431", "content-type", "text/plain"))
+		require.NotNil(t, resp.GetResponseHeaders())
+		require.Nil(t, resp.GetResponseHeaders().GetResponse().GetHeaderMutation())
+		body := roundTrip(t, s, respBody("Request Header Fields Too Large", true))
+		require.NotNil(t, body.GetResponseBody())
+		require.Nil(t, body.GetResponseBody().GetResponse(), "passed unchanged")
+		require.NoError(t, s.CloseSend())
+		_, _ = s.Recv()
+		h.waitIdle(t)
+		line := h.logs.FilterMessage("request").All()
+		got := line[len(line)-1].ContextMap()
+		require.Equal(t, "envoy_local_reply", got["reason"])
+		require.EqualValues(t, 431, got["status"])
+	})
+	t.Run("admitted, before the body was forwarded", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		resp := roundTrip(t, s, respHeaders("413", "content-type", "application/json"))
+		require.NotNil(t, resp.GetResponseHeaders())
+		require.NotNil(t, roundTrip(t, s, respBody(`{"error":{}}`, true)).GetResponseBody())
 	})
 }
 

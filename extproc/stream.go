@@ -31,6 +31,7 @@ const (
 	phaseForwarded                 // routed upstream, expecting response headers
 	phaseResponseBody              // streaming the response
 	phaseDone                      // an ImmediateResponse was sent
+	phaseLocalReply                // passing through a reply Envoy made itself
 )
 
 // stream is the state of one ext_proc stream (one HTTP request). It is used by one goroutine.
@@ -169,10 +170,19 @@ func (st *stream) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRespo
 }
 
 func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
-	if st.phase != phaseForwarded {
+	hm := newHeaderMap(h.GetHeaders())
+	switch st.phase {
+	case phaseForwarded:
+	case phaseStart, phaseRequestBody:
+		// Envoy's own local reply, for a request it refused before Tollgate forwarded anything
+		// (a 431 for oversized headers, a 400 for a malformed request, a 413 body): Envoy opens
+		// the stream for it, and failing the stream would make it drop its reply and leave the
+		// client with none. Nothing was forwarded, so nothing is guarded or settled, and the
+		// reply carries no provider key: it passes as it is.
+		return st.localReply(hm), nil
+	default:
 		return nil, protoError("response headers in phase %d", st.phase)
 	}
-	hm := newHeaderMap(h.GetHeaders())
 	st.status, _ = strconv.Atoi(hm.Get(":status"))
 	st.upstreamAt = st.now()
 	st.phase = phaseResponseBody
@@ -186,9 +196,21 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}, nil
 }
 
+// localReply passes Envoy's own reply through. Its status is Envoy's; the reason says whose.
+func (st *stream) localReply(hm headerMap) *extprocv3.ProcessingResponse {
+	st.status, _ = strconv.Atoi(hm.Get(":status"))
+	st.reason = policy.ReasonEnvoyLocalReply
+	st.phase = phaseLocalReply
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+}
+
 // responseBody answers one streamed response chunk. Unguarded chunks are released at once
 // and inspected after (send is called first); guarded ones are scanned before the reply.
 func (st *stream) responseBody(b *extprocv3.HttpBody, send func(*extprocv3.ProcessingResponse) error) error {
+	if st.phase == phaseLocalReply {
+		st.respBytes += int64(len(b.GetBody()))
+		return send(continueResponseBody)
+	}
 	if st.phase != phaseResponseBody {
 		return protoError("response body in phase %d", st.phase)
 	}

@@ -35,4 +35,7 @@ const (
 	ReasonAuditUnavailable     Reason = "audit_unavailable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
+	// ReasonEnvoyLocalReply marks a reply Envoy made itself (a malformed request it refused)
+	// and Tollgate passed through: nothing was forwarded.
+	ReasonEnvoyLocalReply Reason = "envoy_local_reply"
 )

@@ -270,7 +270,7 @@ func StartEnvoy(t testing.TB, bin, cfg string) *Process {
 	adminPath := filepath.Join(t.TempDir(), "admin-address")
 	cmd := exec.Command(bin,
 		"--use-dynamic-base-id",
-		"--log-level", "warn",
+		"--log-level", envoyLogLevel(),
 		"--concurrency", "2",
 		"--file-flush-interval-msec", "100",
 		"--admin-address-path", adminPath,
@@ -316,4 +316,13 @@ func probeReady(c *http.Client, url string) error {
 		return fmt.Errorf("GET %s: %d %q", url, resp.StatusCode, state)
 	}
 	return nil
+}
+
+// envoyLogLevel is Envoy's log level in tests: warn, or TOLLGATE_ENVOY_LOG_LEVEL (e.g.
+// "debug" to see why Envoy refused or reset a request).
+func envoyLogLevel() string {
+	if l := os.Getenv("TOLLGATE_ENVOY_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warn"
 }
