@@ -21,10 +21,12 @@ run: build
 	@ENVOY_BIN="$$(test/tools/envoy-bin.sh)" examples/trial.sh
 
 # test is what CI runs: lint, then unit, protocol (bufconn) and end-to-end tests against a
-# real Envoy. With CI=true a missing Envoy fails the e2e tests instead of skipping them.
+# real Envoy, some running the official OpenAI SDK (test/tools/python-sdks.sh installs it into
+# .tools/). With CI=true a missing Envoy or SDK fails those tests instead of skipping them.
 test: lint
 	@envoy_bin="$$(test/tools/envoy-bin.sh)" || { echo "envoy not available" >&2; envoy_bin=""; }; \
-	ENVOY_BIN="$$envoy_bin" $(GO) test -race -count=1 ./...
+	sdks="$$(test/tools/python-sdks.sh)" || { echo "python SDKs not available" >&2; sdks=""; }; \
+	ENVOY_BIN="$$envoy_bin" TOLLGATE_PYTHON_SDKS="$$sdks" $(GO) test -race -count=1 ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)

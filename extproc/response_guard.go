@@ -55,6 +55,9 @@ func (st *stream) guardedBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRespo
 			out = append(out, rg.sse.Finish()...)
 			rg.findings = rg.sse.Findings()
 		}
+		if st.chunks != nil {
+			out, _ = st.filterChunks(out, eos)
+		}
 		return bodyReplacement(out), nil
 	}
 	if len(rg.buf)+len(chunk) > maxGuardedJSON {

@@ -146,7 +146,8 @@ func TestChatStreamLifecycle(t *testing.T) {
 	h := newHarness(t)
 	s, _ := h.open(t)
 	prompt := "my secret prompt about the merger"
-	body := `{"model":"fast","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+	// The client asks for usage itself, so its stream is passed through untouched.
+	body := `{"model":"fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"` + prompt + `"}]}`
 
 	resp := roundTrip(t, s, chatHeaders(h.fx.Keys["valid"], "x-tollgate-upstream", "anthropic", "content-length", strconv.Itoa(len(body))))
 	require.NotNil(t, resp.GetRequestHeaders(), "headers are held for the body decision: %v", resp)
@@ -334,4 +335,35 @@ func requireNoSecrets(t testing.TB, h *harness, prompt string) {
 		require.NotContains(t, out, k)
 	}
 	require.NotContains(t, out, prompt)
+}
+
+// TestInjectedUsageChunkIsRemoved: Tollgate adds include_usage to settle the budget, but the
+// client did not ask for the usage chunk, and the common client loop
+// (chunk.choices[0].delta.content) fails on a chunk without choices (issue 15 item 1). The
+// chunk is read for settlement and removed from what the client receives; every other byte
+// passes, even when events are cut across chunks.
+func TestInjectedUsageChunkIsRemoved(t *testing.T) {
+	for _, opts := range []string{``, `"stream_options":{"include_usage":false},`, `"stream_options":null,`} {
+		h := newHarness(t)
+		s, _ := h.open(t)
+		roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+		resp := roundTrip(t, s, reqBody(`{"model":"fast","stream":true,`+opts+`"messages":[]}`))
+		require.Contains(t, string(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"include_usage":true`)
+		roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
+		content := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n"
+		usage := "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}\n\n"
+		stream := content + usage + "data: [DONE]\n\n"
+		var got strings.Builder
+		for i := 0; i < len(stream); i += 11 {
+			end := min(i+11, len(stream))
+			got.WriteString(released(roundTrip(t, s, respBody(stream[i:end], end == len(stream))), stream[i:end]))
+		}
+		require.Equal(t, content+"data: [DONE]\n\n", got.String(), opts)
+		require.NoError(t, s.CloseSend())
+		_, _ = s.Recv()
+		h.waitIdle(t)
+		line := h.logs.FilterMessage("request").All()[0].ContextMap()
+		require.EqualValues(t, 12, line["input_tokens"], "the usage chunk was still read for settlement")
+		require.Equal(t, "usage", line["settle_rule"])
+	}
 }

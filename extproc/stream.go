@@ -60,6 +60,9 @@ type stream struct {
 	guard              *policy.Guard  // findings of a request refused by a guardrail
 	limit              *policy.TrippedLimit
 	usage              *llm.UsageParser
+	// chunks removes the usage chunk Tollgate asked for from the client's stream (nil when
+	// the client asked for usage itself, or the response is not a stream).
+	chunks *llm.UsageChunkFilter
 	// Outcome, filled by conclude.
 	used      llm.Usage
 	usageSeen bool
@@ -188,6 +191,9 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 	st.phase = phaseResponseBody
 	sse := strings.HasPrefix(strings.ToLower(hm.Get("content-type")), "text/event-stream")
 	st.usage = llm.NewUsageParser(st.fwd.Endpoint, sse)
+	if sse && st.fwd.DropUsageChunk {
+		st.chunks = &llm.UsageChunkFilter{}
+	}
 	if h.GetEndOfStream() {
 		st.respEOS = true
 	} else if rep := st.startResponseGuard(sse); rep != nil {
@@ -215,7 +221,13 @@ func (st *stream) responseBody(b *extprocv3.HttpBody, send func(*extprocv3.Proce
 		return protoError("response body in phase %d", st.phase)
 	}
 	if st.rg == nil {
-		if err := send(continueResponseBody); err != nil {
+		resp := continueResponseBody
+		if st.chunks != nil {
+			if out, same := st.filterChunks(b.GetBody(), b.GetEndOfStream()); !same {
+				resp = bodyReplacement(out)
+			}
+		}
+		if err := send(resp); err != nil {
 			return err
 		}
 		st.observeResponseBody(b)
@@ -227,6 +239,18 @@ func (st *stream) responseBody(b *extprocv3.HttpBody, send func(*extprocv3.Proce
 		return err
 	}
 	return send(resp)
+}
+
+// filterChunks passes out (a chunk, or what the redactor releases in its place) through the
+// usage chunk filter. same reports that out passes unchanged.
+func (st *stream) filterChunks(out []byte, eos bool) ([]byte, bool) {
+	out, same := st.chunks.Feed(out)
+	if eos {
+		if rest := st.chunks.Finish(); len(rest) > 0 {
+			out, same = append(append([]byte(nil), out...), rest...), false
+		}
+	}
+	return out, same
 }
 
 // observeResponseBody accounts a streamed chunk. O(len(chunk)).
@@ -274,10 +298,11 @@ func (st *stream) conclude() {
 func (st *stream) settleFields() []zap.Field {
 	var fields []zap.Field
 	if st.hold != nil {
-		fields = append(fields, zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros), zap.String(fieldSettleRule, st.settled.Rule))
+		fields = append(fields, zap.Int64(fieldReservedMicros, st.hold.Estimate.CostMicros))
 	}
 	if st.settled.Rule != "" {
-		fields = append(fields, zap.Int64(fieldCostMicros, st.settled.CostMicros), zap.Int64(fieldTokens, st.settled.Tokens))
+		fields = append(fields, zap.String(fieldSettleRule, st.settled.Rule),
+			zap.Int64(fieldCostMicros, st.settled.CostMicros), zap.Int64(fieldTokens, st.settled.Tokens))
 	}
 	if st.usageSeen {
 		fields = append(fields, zap.Int64(fieldInputTokens, st.used.InputTokens), zap.Int64(fieldOutputTokens, st.used.OutputTokens),

@@ -90,7 +90,11 @@ type Forward struct {
 	// Guard is the request scan's outcome (nil when no profile applies); the response is
 	// scanned with the same profile.
 	Guard *Guard
-	price budget.Price
+	// DropUsageChunk is set when Tollgate added stream_options.include_usage to the request:
+	// the final usage chunk is for settlement, and is removed from the client's stream
+	// (llm.UsageChunkFilter), since the client did not ask for it.
+	DropUsageChunk bool
+	price          budget.Price
 }
 
 // Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
@@ -218,7 +222,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		}
 	}
 	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
-		Endpoint: a.Endpoint, price: m.price, Guard: g}
+		Endpoint: a.Endpoint, price: m.price, Guard: g, DropUsageChunk: injectsUsage(a.Endpoint, p.typ, req)}
 	out, maxOut, rep := s.rewrite(a, p, m, req, body, capOut)
 	if rep != nil {
 		return nil, rep
@@ -274,8 +278,7 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 	if len(out) != len(body) && !reparse() {
 		return nil, 0, internal()
 	}
-	if req.Stream && !req.IncludeUsage && p.typ != ProviderAnthropic &&
-		(a.Endpoint == llm.ChatCompletions || a.Endpoint == llm.Completions) {
+	if injectsUsage(a.Endpoint, p.typ, req) {
 		var err error
 		if out, err = req.WithIncludeUsage(out); errors.Is(err, llm.ErrInvalidField) {
 			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
@@ -311,6 +314,14 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 		}
 	}
 	return out, maxOut, nil
+}
+
+// injectsUsage reports whether a request gets stream_options.include_usage added: a streamed
+// OpenAI-style Chat Completions or Completions request that did not ask for usage, whose
+// stream would otherwise carry none to settle from.
+func injectsUsage(e llm.Endpoint, typ string, req llm.Request) bool {
+	return req.Stream && !req.IncludeUsage && typ != ProviderAnthropic &&
+		(e == llm.ChatCompletions || e == llm.Completions)
 }
 
 // maxTokensField is the request field that caps output for an endpoint and provider.
