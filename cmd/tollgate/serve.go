@@ -29,6 +29,11 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/budget"
 )
 
+// stopGrace bounds how long shutdown waits, after the drain timeout stopped the open
+// streams, for their handlers to settle and emit their audit events. It exceeds extproc's
+// settlement timeout (2s).
+const stopGrace = 5 * time.Second
+
 // gateway holds the snapshot in force and the reload state.
 type gateway struct {
 	path    string
@@ -255,7 +260,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case <-time.After(cfg.Listen.DrainTimeout):
 		log.Warn("drain timeout; closing open streams", zap.Int("open_streams", srv.Active()))
 		gs.Stop()
-		<-done
+	}
+	// Stop cancels the open streams but does not wait for their handlers, whose deferred work
+	// (settlement, the audit event) must reach the ledger and the audit trail before they
+	// close (deferred above). Wait for it, bounded: a handler stuck in a hung store must not
+	// hold the process forever.
+	select {
+	case <-srv.Idle():
+	case <-time.After(stopGrace):
+		log.Error("streams still running after the shutdown grace; their reservations expire on their own",
+			zap.Int("open_streams", srv.Active()))
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
