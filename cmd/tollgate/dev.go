@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/examples/devtls"
+	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/audit"
 )
 
@@ -99,7 +100,7 @@ func devInit(dir string, stdout io.Writer) error {
 			return err
 		}
 		p := []byte(strings.TrimSpace(string(pepper)))
-		demo, err := mintKey(p, "platform", "demo", nil, time.Time{})
+		demo, err := mintKey(p, policy.KeyConfig{Team: "platform", Name: "demo"})
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,8 @@ type gateway struct {
 	ready   atomic.Bool
 	reloads atomic.Int64 // successful reloads
 	failed  atomic.Int64 // refused reloads (the last good config kept serving)
+	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
+	lastFailure atomic.Pointer[reloadFailure]
 }
 
 // Snapshot implements extproc.Source.
@@ -72,6 +74,7 @@ func (g *gateway) load() error {
 func (g *gateway) reload(why string) {
 	if err := g.load(); err != nil {
 		g.failed.Add(1)
+		g.lastFailure.Store(newReloadFailure(err, time.Now()))
 		g.log.Error("config reload refused; the last good config keeps serving",
 			zap.String("trigger", why), zap.Error(err))
 		return
@@ -308,8 +311,10 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 			_, _ = io.WriteString(w, `{"ready":false}`+"\n")
 			return
 		}
-		fmt.Fprintf(w, `{"ready":true,"keys":%d,"config_reloads":%d,"config_reload_failures":%d}`+"\n",
-			g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load())
+		status := map[string]any{"ready": true, "keys": g.Snapshot().KeyCount(),
+			"config_reloads": g.reloads.Load(), "config_reload_failures": g.failed.Load()}
+		g.reloadStatus(status)
+		_ = json.NewEncoder(w).Encode(status)
 	})
 	return mux
 }
