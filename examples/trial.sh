@@ -6,8 +6,33 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/tollgate}
 ENVOY_BIN=${ENVOY_BIN:?set ENVOY_BIN or run via make run}
 LOGS=.dev/logs
-mkdir -p "$LOGS"
 
+# The trial's ports, fixed by examples/config.yaml and envoy/envoy.yaml. They are checked
+# before anything starts or any log is truncated: a second `make run` must not print a banner
+# for components that cannot start, nor wipe the logs of the trial that is running.
+TRIAL_PORTS=(9000:mock-llm 50051:tollgate-extproc 9090:tollgate-admin 8443:envoy 9901:envoy-admin)
+check_ports() {
+  local busy=() entry port
+  for entry in "${TRIAL_PORTS[@]}"; do
+    port=${entry%%:*}
+    # Something accepts connections there (bash's /dev/tcp, no extra tools needed).
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      busy+=("$port (${entry#*:})")
+    fi
+  done
+  if [ "${#busy[@]}" -gt 0 ]; then
+    {
+      echo "tollgate trial: port(s) already in use on 127.0.0.1:"
+      printf '  %s\n' "${busy[@]}"
+      echo "Is another \`make run\` still running? Stop it (Ctrl-C in its terminal) or free the port(s)."
+      echo "Nothing was started; the logs in $LOGS were left as they were."
+    } >&2
+    exit 1
+  fi
+}
+check_ports
+
+mkdir -p "$LOGS"
 "$BIN" dev init --dir .dev
 
 pids=()
@@ -15,7 +40,10 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Ctrl-C (or SIGTERM) stops the trial: say so and leave; the EXIT trap stops the components.
+# Without this, the interrupted `wait -n` below would report "a component exited".
+trap 'echo; echo "stopping the trial" >&2; exit 130' INT TERM
 
 "$BIN" mockllm --listen 127.0.0.1:9000 \
   --openai-key file:.dev/mock-openai-key --anthropic-key file:.dev/mock-anthropic-key \
@@ -59,5 +87,8 @@ Try it (the mock answers; the demo key never reaches it):
 
 Press Ctrl-C to stop.
 MSG
-wait -n "${pids[@]}" || true
-echo "a component exited; logs in $LOGS" >&2
+status=0
+wait -n "${pids[@]}" || status=$?
+echo "a component exited (status $status); logs in $LOGS" >&2
+tail -n 20 "$LOGS"/*.log >&2
+exit 1

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/examples/devtls"
+	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/audit"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 )
 
 // Files of the local trial's state directory (default .dev, git-ignored). examples/config.yaml
@@ -69,7 +71,7 @@ func devInit(dir string, stdout io.Writer) error {
 	if _, err := devtls.Ensure(filepath.Join(dir, devTLS), nil, time.Now()); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
-	if err := writeOnce(filepath.Join(dir, devCheckpoint), func() ([]byte, error) {
+	if _, err := writeOnce(filepath.Join(dir, devCheckpoint), func() ([]byte, error) {
 		priv, pub, err := audit.GenerateCheckpointKey()
 		if err != nil {
 			return nil, err
@@ -81,48 +83,109 @@ func devInit(dir string, stdout io.Writer) error {
 	}); err != nil {
 		return err
 	}
+	pepperCreated := false
 	for _, name := range []string{devPepper, devOpenAIKey, devAnthropicKey, devChainKey} {
 		prefix := map[string]string{devPepper: "", devOpenAIKey: "sk-mock-", devAnthropicKey: "sk-ant-mock-"}[name]
-		if err := writeOnce(filepath.Join(dir, name), func() ([]byte, error) {
+		created, err := writeOnce(filepath.Join(dir, name), func() ([]byte, error) {
 			b := make([]byte, 32)
 			if _, err := rand.Read(b); err != nil {
 				return nil, err
 			}
 			return []byte(prefix + hex.EncodeToString(b) + "\n"), nil
-		}); err != nil {
+		})
+		if err != nil {
 			return err
 		}
+		pepperCreated = pepperCreated || (created && name == devPepper)
 	}
-	if _, err := os.Stat(filepath.Join(dir, devKeys)); errors.Is(err, fs.ErrNotExist) {
-		pepper, err := os.ReadFile(filepath.Join(dir, devPepper))
-		if err != nil {
-			return err
-		}
-		p := []byte(strings.TrimSpace(string(pepper)))
-		demo, err := mintKey(p, "platform", "demo", nil, time.Time{})
-		if err != nil {
-			return err
-		}
-		if err := appendKey(filepath.Join(dir, devKeys), demo.entry); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, devDemoKey), []byte(demo.token.Reveal()+"\n"), 0o600); err != nil {
-			return err
-		}
-	} else if err != nil {
+	if err := devKeysInit(dir, pepperCreated, stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "local trial state ready in %s (pepper, mock provider keys, demo key, audit keys, TLS)\n", dir)
 	return nil
 }
 
-func writeOnce(path string, gen func() ([]byte, error)) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	b, err := gen()
+// devKeysInit makes sure the key file holds a demo key that works with the pepper in dir.
+// Keys are stored as HMACs under the pepper, so a new pepper (the old one deleted) or an edited
+// one leaves every key in the file dead: the file is then moved aside, a new demo key is
+// minted, and the user is told to mint their other keys again.
+func devKeysInit(dir string, pepperCreated bool, stdout io.Writer) error {
+	raw, err := os.ReadFile(filepath.Join(dir, devPepper))
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	pepper := []byte(strings.TrimSpace(string(raw)))
+	keyFile := filepath.Join(dir, devKeys)
+	_, err = os.Stat(keyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return mintDemoKey(dir, pepper)
+	case err != nil:
+		return err
+	}
+	var kf struct {
+		Keys []policy.KeyConfig `mapstructure:"keys"`
+	}
+	if err := decodeYAML(keyFile, &kf); err != nil {
+		return fmt.Errorf("%s: %w (fix it, or delete it and run dev init again for a new demo key)", keyFile, err)
+	}
+	stale := pepperCreated && len(kf.Keys) > 0
+	demo, demoErr := readDemoKey(dir)
+	if demoErr == nil && !stale {
+		for _, k := range kf.Keys {
+			if k.ID == demo.ID {
+				if k.Hash == keys.Hash(pepper, demo.Secret).String() {
+					return nil // the demo key works
+				}
+				stale = true
+			}
+		}
+	}
+	if !stale {
+		// The demo key is missing or was removed from the file: mint a new one beside the
+		// other keys, which still match the pepper.
+		return mintDemoKey(dir, pepper)
+	}
+	moved := keyFile + ".stale-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(keyFile, moved); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "note: %s no longer matches the keys in %s (it was recreated or changed), so none of them works;\n"+
+		"      moved that file to %s and minted a new demo key. Mint your other keys again with\n"+
+		"      tollgate keys new --config examples/config.yaml --team T --name N --append %s\n",
+		filepath.Join(dir, devPepper), keyFile, moved, keyFile)
+	return mintDemoKey(dir, pepper)
+}
+
+// mintDemoKey adds a new demo key to the key file and saves its token for the trial banner.
+func mintDemoKey(dir string, pepper []byte) error {
+	demo, err := mintKey(pepper, policy.KeyConfig{Team: "platform", Name: "demo"})
+	if err != nil {
+		return err
+	}
+	if err := appendKey(filepath.Join(dir, devKeys), demo.entry); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, devDemoKey), []byte(demo.token.Reveal()+"\n"), 0o600)
+}
+
+// readDemoKey reads the token saved by mintDemoKey.
+func readDemoKey(dir string) (keys.Token, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, devDemoKey))
+	if err != nil {
+		return keys.Token{}, err
+	}
+	return keys.Parse(strings.TrimSpace(string(raw)))
+}
+
+// writeOnce writes what gen returns to path unless path exists; it reports whether it wrote.
+func writeOnce(path string, gen func() ([]byte, error)) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	b, err := gen()
+	if err != nil {
+		return false, err
+	}
+	return true, os.WriteFile(path, b, 0o600)
 }

@@ -32,11 +32,12 @@ const usage = `usage: tollgate <command> [flags]
 
 commands:
   serve     run the ext_proc server (--config FILE)
-  keys new  create a virtual key and print the config stanza for it
+  keys new  create a virtual key, checked against --config; print its entry or --append it
   audit verify  check an audit trail for edited, deleted, reordered or truncated records
   usage     print spend and remaining budget per key and team (from the admin endpoint)
   mockllm   run the mock LLM upstream used by the local trial and tests
   dev init  create the local trial's certificates, pepper, provider and demo keys
+            (a new demo key when the pepper no longer matches .dev/keys.yaml)
   dev certs create development TLS certificates only
   version   print the version
 `

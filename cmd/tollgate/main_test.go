@@ -208,6 +208,10 @@ func TestHotReload(t *testing.T) {
 	require.Equal(t, 401, tr.status(t, "tgk_AAAAAAAAAAAA_"+strings.Repeat("b", 49)))
 
 	require.NotContains(t, tr.logs.String(), newKey)
+	tok, err := keys.Parse(newKey)
+	require.NoError(t, err)
+	require.NotContains(t, tr.logs.String(), tok.Secret)
+	require.NotRegexp(t, keys.TokenPattern, tr.logs.String())
 }
 
 func TestShutdownDrainsOpenStreams(t *testing.T) {

@@ -29,6 +29,11 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/budget"
 )
 
+// stopGrace bounds how long shutdown waits, after the drain timeout stopped the open
+// streams, for their handlers to settle and emit their audit events. It exceeds extproc's
+// settlement timeout (2s).
+const stopGrace = 5 * time.Second
+
 // gateway holds the snapshot in force and the reload state.
 type gateway struct {
 	path    string
@@ -39,6 +44,8 @@ type gateway struct {
 	ready   atomic.Bool
 	reloads atomic.Int64 // successful reloads
 	failed  atomic.Int64 // refused reloads (the last good config kept serving)
+	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
+	lastFailure atomic.Pointer[reloadFailure]
 }
 
 // Snapshot implements extproc.Source.
@@ -67,6 +74,7 @@ func (g *gateway) load() error {
 func (g *gateway) reload(why string) {
 	if err := g.load(); err != nil {
 		g.failed.Add(1)
+		g.lastFailure.Store(newReloadFailure(err, time.Now()))
 		g.log.Error("config reload refused; the last good config keeps serving",
 			zap.String("trigger", why), zap.Error(err))
 		return
@@ -255,7 +263,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case <-time.After(cfg.Listen.DrainTimeout):
 		log.Warn("drain timeout; closing open streams", zap.Int("open_streams", srv.Active()))
 		gs.Stop()
-		<-done
+	}
+	// Stop cancels the open streams but does not wait for their handlers, whose deferred work
+	// (settlement, the audit event) must reach the ledger and the audit trail before they
+	// close (deferred above). Wait for it, bounded: a handler stuck in a hung store must not
+	// hold the process forever.
+	select {
+	case <-srv.Idle():
+	case <-time.After(stopGrace):
+		log.Error("streams still running after the shutdown grace; their reservations expire on their own",
+			zap.Int("open_streams", srv.Active()))
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -294,8 +311,10 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 			_, _ = io.WriteString(w, `{"ready":false}`+"\n")
 			return
 		}
-		fmt.Fprintf(w, `{"ready":true,"keys":%d,"config_reloads":%d,"config_reload_failures":%d}`+"\n",
-			g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load())
+		status := map[string]any{"ready": true, "keys": g.Snapshot().KeyCount(),
+			"config_reloads": g.reloads.Load(), "config_reload_failures": g.failed.Load()}
+		g.reloadStatus(status)
+		_ = json.NewEncoder(w).Encode(status)
 	})
 	return mux
 }

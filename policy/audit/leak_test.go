@@ -2,10 +2,12 @@ package audit_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-ai/tollgate/policy/audit"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/secrets"
 )
 
@@ -20,7 +23,6 @@ import (
 const (
 	plantedPrompt     = "PLANTED-PROMPT-the-merger-closes-on-friday"
 	plantedCompletion = "PLANTED-COMPLETION-understood"
-	plantedVirtualKey = "tg_live_PLANTEDVIRTUALKEY0123456789"
 	plantedProvider   = "sk-proj-PLANTEDPROVIDERKEY0123456789"
 	plantedHookToken  = "PLANTED-HOOK-TOKEN-abcdef"
 )
@@ -32,6 +34,12 @@ func TestNoLeakInAnySink(t *testing.T) {
 	t.Parallel()
 	id, err := age.GenerateX25519Identity()
 	require.NoError(t, err)
+	// A real virtual key, minted as `tollgate keys new` does, so the search below looks for
+	// what a leak would actually contain: the whole token and its secret part.
+	vk, err := keys.Generate(rand.Reader)
+	require.NoError(t, err)
+	plantedVirtualKey := vk.Reveal()
+	tokenRE := regexp.MustCompile(keys.TokenPattern)
 	for _, tc := range []struct {
 		name      string
 		mode      audit.ContentMode
@@ -85,7 +93,7 @@ func TestNoLeakInAnySink(t *testing.T) {
 			outputs["sink errors"] = []byte(strings.Join(sinkErrs, "\n"))
 			outputs["policy"] = []byte(policy.String())
 
-			planted := []string{plantedPrompt, plantedCompletion, plantedVirtualKey, plantedProvider, plantedHookToken,
+			planted := []string{plantedPrompt, plantedCompletion, plantedVirtualKey, vk.Secret, plantedProvider, plantedHookToken,
 				string(contentKey), string(chainKey)}
 			for name, out := range outputs {
 				for _, p := range planted {
@@ -93,6 +101,7 @@ func TestNoLeakInAnySink(t *testing.T) {
 						require.False(t, bytes.Contains(out, []byte(form)), "%s leaks %q", name, p)
 					}
 				}
+				require.False(t, tokenRE.Match(out), "%s holds a virtual key", name)
 				// Fragments too: no 12-byte window of the prompt.
 				for i := 0; i+12 <= len(plantedPrompt); i += 6 {
 					require.False(t, bytes.Contains(out, []byte(plantedPrompt[i:i+12])), "%s leaks part of the prompt", name)

@@ -1,8 +1,10 @@
 package keys
 
 import (
+	"crypto/sha256"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -59,4 +61,53 @@ func TestMacStateMatchesHash(t *testing.T) {
 		require.Equal(t, Hash(pepper, secret), m.sum(secret), "length %d", n)
 	}
 	require.Equal(t, Hash(pepper, "a"), m.sum("a"), "state is reset between uses")
+}
+
+// TestVerifyUnknownIDDoesTheSameWork proves the dummy HMAC: an unknown id, a wrong secret for
+// a known id and the right secret each compute exactly one HMAC and make exactly one
+// constant-time comparison of two full digests, so response time does not reveal which ids
+// exist. Dropping the dummy HMAC, or comparing other than through s.equal (hmac.Equal), fails it.
+func TestVerifyUnknownIDDoesTheSameWork(t *testing.T) {
+	pepper := []byte("0123456789abcdef0123456789abcdef")
+	known, err := Generate(&cycleReader{})
+	require.NoError(t, err)
+	other, err := Generate(&cycleReader{next: 7})
+	require.NoError(t, err)
+	require.NotEqual(t, known.ID, other.ID)
+	require.NotEqual(t, known.Secret, other.Secret)
+	s, err := NewStore(pepper, []Record{{ID: known.ID, Team: "t", Digest: Hash(pepper, known.Secret)}})
+	require.NoError(t, err)
+
+	var hmacs, compares int
+	var comparedLens [][2]int
+	s.onHMAC = func() { hmacs++ }
+	s.onCompare = func(gotLen, wantLen int) {
+		compares++
+		comparedLens = append(comparedLens, [2]int{gotLen, wantLen})
+	}
+
+	tests := []struct {
+		name    string
+		tok     Token
+		wantErr error
+	}{
+		{name: "unknown id", tok: Token{ID: other.ID, Secret: other.Secret}, wantErr: ErrUnknownKey},
+		{name: "unknown id with a known key's secret", tok: Token{ID: other.ID, Secret: known.Secret}, wantErr: ErrUnknownKey},
+		{name: "wrong secret for a known id", tok: Token{ID: known.ID, Secret: other.Secret}, wantErr: ErrUnknownKey},
+		{name: "right secret", tok: known},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hmacs, compares, comparedLens = 0, 0, nil
+			_, err := s.Verify(time.Now(), tc.tok)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, 1, hmacs, "one HMAC per Verify")
+			require.Equal(t, 1, compares, "one constant-time comparison per Verify")
+			require.Equal(t, [][2]int{{sha256.Size, sha256.Size}}, comparedLens, "full digests are compared")
+		})
+	}
 }

@@ -40,6 +40,10 @@ type Store struct {
 	// the keyed hash and allocate on every call. Only pool access is shared;
 	// each state is used by one goroutine at a time.
 	macs sync.Pool
+	// onHMAC and onCompare, when set (tests only), observe Verify's work: every HMAC it
+	// computes, and the lengths of every pair of digests it compares in constant time.
+	onHMAC    func()
+	onCompare func(gotLen, wantLen int)
 }
 
 // macState is a reusable HMAC-SHA256 keyed with the store's pepper, with
@@ -125,7 +129,10 @@ func (s *Store) Verify(now time.Time, tok Token) (*Record, error) {
 	m := s.macs.Get().(*macState)
 	got := m.sum(tok.Secret)
 	s.macs.Put(m)
-	match := hmac.Equal(got[:], want[:])
+	if s.onHMAC != nil {
+		s.onHMAC()
+	}
+	match := s.equal(&got, &want)
 	if !found || !match {
 		return nil, ErrUnknownKey
 	}
@@ -136,6 +143,15 @@ func (s *Store) Verify(now time.Time, tok Token) (*Record, error) {
 		return nil, fmt.Errorf("key %s: %w", rec.ID, ErrExpired)
 	}
 	return rec, nil
+}
+
+// equal compares two digests in constant time. Verify makes exactly one call, known id or
+// not, so an unknown id costs what a wrong secret costs.
+func (s *Store) equal(got, want *Digest) bool {
+	if s.onCompare != nil {
+		s.onCompare(len(got), len(want))
+	}
+	return hmac.Equal(got[:], want[:])
 }
 
 // Len returns the number of records in the store.
