@@ -143,8 +143,9 @@ func TestReadmeCommands(t *testing.T) {
 }
 
 // TestReadmePythonSnippets checks the SDK examples: each constructor with the arguments the
-// trial needs (the trial's CA; Anthropic without /v1 and through DefaultHttpxClient), and,
-// when python3 is installed, that each snippet is valid Python.
+// trial needs (the trial's CA through each SDK's DefaultHttpxClient; Anthropic without /v1),
+// and, when python3 is installed, that each snippet is valid Python. test/e2e runs them
+// against a real stack with the pinned SDKs (TestReadmeSDKSnippetsRun).
 func TestReadmePythonSnippets(t *testing.T) {
 	blocks, _ := readmeBlocks(t)
 	snippets := blocks["python"]
@@ -153,6 +154,7 @@ func TestReadmePythonSnippets(t *testing.T) {
 		`openai.OpenAI(`, `base_url="https://localhost:8443/v1"`,
 		`anthropic.Anthropic(`, `base_url="https://localhost:8443",`,
 		`http_client=anthropic.DefaultHttpxClient(verify=".dev/tls/ca.crt")`,
+		`http_client=openai.DefaultHttpxClient(verify=".dev/tls/ca.crt")`,
 		`api_key=open(".dev/demo-key").read().strip()`,
 	} {
 		require.Contains(t, all, want)
@@ -161,8 +163,11 @@ func TestReadmePythonSnippets(t *testing.T) {
 		require.Contains(t, s, `verify=".dev/tls/ca.crt"`, "every SDK example trusts the trial's CA:\n%s", s)
 		if strings.Contains(s, "anthropic.") {
 			require.NotContains(t, s, "8443/v1", "the Anthropic SDK adds /v1 itself")
-			require.NotContains(t, s, "httpx.Client(", "anthropic.DefaultHttpxClient keeps the SDK's settings")
 		}
+		// The SDKs' own DefaultHttpxClient keeps their settings; openai 3 no longer ships on
+		// httpx (it uses httpx2), so `import httpx` would fail on a fresh install.
+		require.NotContains(t, s, "httpx.Client(")
+		require.NotContains(t, s, "import httpx")
 	}
 	py, err := exec.LookPath("python3")
 	if err != nil {
