@@ -76,7 +76,9 @@ func TestBudgetRefusalIs429(t *testing.T) {
 	require.EqualValues(t, 429, ir.GetStatus().GetCode())
 	hdr := setHeaders(ir.GetHeaders())
 	require.NotEmpty(t, hdr["retry-after"])
-	require.Equal(t, "1000", hdr["x-ratelimit-limit-usd"])
+	require.Equal(t, "0.001", hdr["x-ratelimit-limit-usd"], "in dollars")
 	require.True(t, strings.Contains(string(ir.GetBody()), "usd_per_day"))
+	require.Contains(t, string(ir.GetBody()), "more than the whole team limit usd_per_day ($0.001)")
+	require.Contains(t, string(ir.GetBody()), "set a lower max_tokens")
 	requireRawValuesOnly(t, ir.GetHeaders())
 }

@@ -183,22 +183,53 @@ func (s *Snapshot) Reserve(ctx context.Context, a *Admission, f *Forward, now ti
 		return h, nil
 	}
 	if denied >= 0 {
-		return nil, s.limitReply(ctx, a, planned[denied], now)
+		return nil, s.limitReply(ctx, a, f, planned[denied], now)
 	}
 	return h, nil
 }
 
-// limitReply is the 429 for a tripped limit: a provider-shaped body naming the limit, a
-// retry-after, and x-ratelimit-* headers in OpenAI's style.
-func (s *Snapshot) limitReply(ctx context.Context, a *Admission, p budget.Planned, now time.Time) *Reply {
-	msg := "rate limit reached: " + p.Scope + " limit " + p.Kind.String() + " exceeded"
+// limitReply is the 429 for a tripped limit: a provider-shaped body naming the limit and,
+// when this request's own reservation is what does not fit, saying so with what is left and
+// how to ask for less; a retry-after; and x-ratelimit-* headers in OpenAI's style. USD
+// amounts are in dollars (decimal strings), never micro-dollars.
+func (s *Snapshot) limitReply(ctx context.Context, a *Admission, f *Forward, p budget.Planned, now time.Time) *Reply {
+	unit := p.Kind.Unit()
+	amount := func(n int64) string {
+		if unit == "usd" {
+			return "$" + budget.FormatUSD(n)
+		}
+		return strconv.FormatInt(n, 10) + " " + unit
+	}
+	header := func(n int64) []byte {
+		if unit == "usd" {
+			return []byte(budget.FormatUSD(n))
+		}
+		return strconv.AppendInt(nil, n, 10)
+	}
+	msg := "rate limit reached: " + p.Scope + " limit " + p.Kind.String() + " (" + amount(p.Item.Limit) + ") exceeded"
+	rem, known := int64(0), false
+	if bal, err := s.budget.ledger.Balances(ctx, []string{p.Item.Key}); err == nil && len(bal) == 1 {
+		rem, known = max(p.Item.Limit-bal[0].Used-bal[0].Reserved, 0), true
+	}
+	if unit != "requests" {
+		switch {
+		case p.Item.Amount > p.Item.Limit:
+			msg = "this request reserves " + amount(p.Item.Amount) + ", more than the whole " + p.Scope + " limit " +
+				p.Kind.String() + " (" + amount(p.Item.Limit) + ")"
+		case known && p.Item.Amount > rem:
+			msg = "this request reserves " + amount(p.Item.Amount) + ", more than the " + amount(rem) + " left of the " +
+				p.Scope + " limit " + p.Kind.String() + " (" + amount(p.Item.Limit) + ")"
+		}
+		if p.Item.Amount > rem && f.Estimate.OutputTokens > 0 {
+			msg += "; the reservation assumes up to " + strconv.FormatInt(f.Estimate.OutputTokens, 10) +
+				" output tokens: set a lower max_tokens to ask for less"
+		}
+	}
 	rep := a.deny(http.StatusTooManyRequests, ReasonLimitExceeded, msg)
 	rep.Limit = &TrippedLimit{Scope: p.Scope, Kind: p.Kind.String()}
-	unit := p.Kind.Unit()
-	rep.Headers = append(rep.Headers, Header{Key: "x-ratelimit-limit-" + unit, Value: []byte(strconv.FormatInt(p.Item.Limit, 10))})
-	if bal, err := s.budget.ledger.Balances(ctx, []string{p.Item.Key}); err == nil && len(bal) == 1 {
-		rem := max(p.Item.Limit-bal[0].Used-bal[0].Reserved, 0)
-		rep.Headers = append(rep.Headers, Header{Key: "x-ratelimit-remaining-" + unit, Value: []byte(strconv.FormatInt(rem, 10))})
+	rep.Headers = append(rep.Headers, Header{Key: "x-ratelimit-limit-" + unit, Value: header(p.Item.Limit)})
+	if known {
+		rep.Headers = append(rep.Headers, Header{Key: "x-ratelimit-remaining-" + unit, Value: header(rem)})
 	}
 	if retry := budget.Retry(p, now); retry > 0 {
 		secs := int64((retry + time.Second - 1) / time.Second)

@@ -84,9 +84,15 @@ func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {
 			for _, h := range rep.Headers {
 				hs[h.Key] = string(h.Value)
 			}
-			require.Equal(t, "1000", hs["x-ratelimit-limit-usd"])
+			// USD headers are in dollars, not micro-dollars (issue 15 item 6).
+			require.Equal(t, "0.001", hs["x-ratelimit-limit-usd"])
 			require.NotEmpty(t, hs["retry-after"])
-			require.NotEmpty(t, hs["x-ratelimit-remaining-usd"])
+			require.Regexp(t, `^0\.000[0-9]+$`, hs["x-ratelimit-remaining-usd"])
+			// The refusal says this request's reservation is what does not fit, and how to ask
+			// for less.
+			require.Contains(t, string(rep.Body), "this request reserves $0.000")
+			require.Contains(t, string(rep.Body), "left of the team limit usd_per_day ($0.001)")
+			require.Contains(t, string(rep.Body), "up to 100 output tokens: set a lower max_tokens")
 			break
 		}
 		require.NotNil(t, h)
