@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-ai/tollgate/policy/audit"
+	"github.com/tollgate-ai/tollgate/policy/guard"
 )
 
 // Auditor receives one event per stream; *audit.Emitter satisfies it. Emit must not block.
@@ -90,19 +91,12 @@ func (st *stream) event(c *AuditConfig) *audit.Event {
 	if st.limit != nil {
 		e.Limits = append(e.Limits, st.limit.Kind)
 	}
-	g := st.guard
-	if st.fwd != nil {
-		g = st.fwd.Guard
-	}
-	if g != nil {
-		for _, f := range g.Findings {
-			e.Guardrails = append(e.Guardrails, audit.GuardrailFinding{Rule: f.RuleID, Action: f.Action.String(), Count: f.Count})
-		}
-	}
+	var response []guard.Finding
 	if st.rg != nil {
-		for _, f := range st.rg.findings {
-			e.Guardrails = append(e.Guardrails, audit.GuardrailFinding{Rule: f.RuleID, Action: f.Action.String() + "_response", Count: f.Count})
-		}
+		response = st.rg.findings
+	}
+	for _, ev := range st.guardOutcome().Evidence(response) {
+		e.Guardrails = append(e.Guardrails, audit.GuardrailFinding{Rule: ev.Rule, Action: ev.Action, Count: ev.Count})
 	}
 	return e
 }

@@ -4,10 +4,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tollgate-ai/tollgate/extproc"
+	"github.com/tollgate-ai/tollgate/policy/audit"
 	"github.com/tollgate-ai/tollgate/policy/policytest"
 )
 
@@ -110,4 +116,36 @@ func TestGuardedSSEResponseSplitSecret(t *testing.T) {
 	require.NotContains(t, got, awsKey[9:])
 	require.Contains(t, got, "[AWS_ACCESS_KEY_1]")
 	require.True(t, strings.HasSuffix(got, "data: [DONE]\n\n"), got)
+}
+
+// TestGuardEvidenceLogAndAuditAgree: the request log line and the audit event record the
+// same evidence, and it says what happened: a block rule's match in a JSON response was
+// redacted, so it is redact_response, not block_response (issue 15 item 7).
+func TestGuardEvidenceLogAndAuditAgree(t *testing.T) {
+	fx := policytest.NewWith(t, policytest.Guarded)
+	core, logs := observer.New(zapcore.InfoLevel)
+	fa := &fakeAuditor{healthy: true}
+	srv := extproc.New(fixedSource{fx.Snapshot}, zap.New(core), extproc.WithClock(func() time.Time { return fx.Now }),
+		extproc.WithAudit(extproc.AuditConfig{Auditor: fa}))
+	h := serveServer(t, fx, srv)
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(fx.Keys["valid"]))
+	roundTrip(t, s, reqBody(`{"model":"fast","messages":[{"role":"user","content":"mail `+email+`"}]}`))
+	roundTrip(t, s, respHeaders("200", "content-type", "application/json"))
+	body := `{"choices":[{"index":0,"message":{"role":"assistant","content":"key ` + awsKey + `"}}],"usage":{"prompt_tokens":3,"completion_tokens":5}}`
+	require.NotContains(t, released(roundTrip(t, s, respBody(body, true)), body), awsKey)
+	require.NoError(t, s.CloseSend())
+	_, _ = s.Recv()
+	h.waitIdle(t)
+
+	want := []audit.GuardrailFinding{{Rule: "email", Action: "redact", Count: 1}, {Rule: "aws-key", Action: "redact_response", Count: 1}}
+	require.Equal(t, want, fa.last(t).Guardrails)
+	line := logs.FilterMessage("request").All()[0].ContextMap()
+	require.Equal(t, "redact", line["guard_decision"])
+	var logged []audit.GuardrailFinding
+	for _, f := range line["guard_findings"].([]any) {
+		m := f.(map[string]any)
+		logged = append(logged, audit.GuardrailFinding{Rule: m["rule"].(string), Action: m["action"].(string), Count: m["count"].(int)})
+	}
+	require.Equal(t, want, logged, "the log line and the audit event agree")
 }

@@ -33,8 +33,7 @@ const (
 	fieldCachedTokens   = "cached_tokens"
 	fieldGuardProfile   = "guard_profile"
 	fieldGuardDecision  = "guard_decision"
-	fieldGuardRequest   = "guard_request_findings"
-	fieldGuardResponse  = "guard_response_findings"
+	fieldGuardFindings  = "guard_findings"
 )
 
 // loggableHeaders is the allow-list of headers that may appear in a debug log. Anything else,

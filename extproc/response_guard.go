@@ -91,38 +91,43 @@ func bodyReplacement(out []byte) *extprocv3.ProcessingResponse {
 	}}
 }
 
-// guardFields summarize guardrail outcomes for the request log line: rule ids, actions and
-// counts, never matched text.
-func (st *stream) guardFields() []zap.Field {
-	var g *policy.Guard
-	switch {
-	case st.fwd != nil:
-		g = st.fwd.Guard
-	case st.guard != nil:
-		g = st.guard
+// guardOutcome is the request's guardrail outcome: the forwarded request's, or the findings
+// of a request a guardrail refused; nil when no profile applied.
+func (st *stream) guardOutcome() *policy.Guard {
+	if st.fwd != nil {
+		return st.fwd.Guard
 	}
+	return st.guard
+}
+
+// guardFields summarize guardrail outcomes for the request log line: the profile, the request
+// decision and the evidence (rule ids, actions, counts; the same as the audit event's), never
+// matched text.
+func (st *stream) guardFields() []zap.Field {
+	g := st.guardOutcome()
 	if g == nil {
 		return nil
 	}
 	fields := []zap.Field{zap.String(fieldGuardProfile, g.Profile), zap.String(fieldGuardDecision, g.Decision)}
-	if len(g.Findings) > 0 {
-		fields = append(fields, zap.Array(fieldGuardRequest, findingList(g.Findings)))
+	var response []guard.Finding
+	if st.rg != nil {
+		response = st.rg.findings
 	}
-	if st.rg != nil && len(st.rg.findings) > 0 {
-		fields = append(fields, zap.Array(fieldGuardResponse, findingList(st.rg.findings)))
+	if ev := g.Evidence(response); len(ev) > 0 {
+		fields = append(fields, zap.Array(fieldGuardFindings, evidenceList(ev)))
 	}
 	return fields
 }
 
-// findingList logs findings as {rule, action, count} objects.
-type findingList []guard.Finding
+// evidenceList logs evidence as {rule, action, count} objects.
+type evidenceList []policy.GuardEvidence
 
-func (fl findingList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
-	for _, f := range fl {
+func (el evidenceList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, e := range el {
 		_ = enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
-			o.AddString("rule", f.RuleID)
-			o.AddString("action", f.Action.String())
-			o.AddInt("count", f.Count)
+			o.AddString("rule", e.Rule)
+			o.AddString("action", e.Action)
+			o.AddInt("count", e.Count)
 			return nil
 		}))
 	}
