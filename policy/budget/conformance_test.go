@@ -3,6 +3,7 @@ package budget_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -12,15 +13,15 @@ import (
 
 func TestMemoryLedgerConformance(t *testing.T) {
 	t.Parallel()
-	budgettest.Run(t, func(t *testing.T) budget.Ledger {
-		return budget.NewMemoryLedger()
+	budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+		return budget.NewMemoryLedger(budget.WithClock(now))
 	})
 }
 
 func TestEmbeddedLedgerConformance(t *testing.T) {
 	t.Parallel()
-	budgettest.Run(t, func(t *testing.T) budget.Ledger {
-		l, err := budget.OpenEmbedded(filepath.Join(t.TempDir(), "ledger.json"))
+	budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+		l, err := budget.OpenEmbedded(filepath.Join(t.TempDir(), "ledger.json"), budget.WithClock(now))
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, l.Close()) })
 		return l
@@ -32,8 +33,8 @@ func TestEmbeddedLedgerConformance(t *testing.T) {
 func TestEmbeddedLedgerConformanceReopened(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ledger.json")
-	budgettest.Run(t, func(t *testing.T) budget.Ledger {
-		l, err := budget.OpenEmbedded(path)
+	budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+		l, err := budget.OpenEmbedded(path, budget.WithClock(now))
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, l.Close()) })
 		return l

@@ -5,8 +5,10 @@
 // serve every subtest and every run without flushing in between. All keys of one prefix
 // share the Redis Cluster hash tag "{t:<random>}", as keys built by budget.Plan do.
 //
-// The suite waits in real time (a 300 ms hold, then a 500 ms sleep) where expiry is the
-// point, but it never asserts how long anything took.
+// Time is a Clock per subtest, handed to the ledger: where expiry is the point the suite
+// advances it instead of sleeping, so no result depends on how fast the machine is. The
+// clock starts at the real time and only moves forward, because a Redis server still
+// expires keys on its own clock.
 package budgettest
 
 import (
@@ -25,14 +27,38 @@ import (
 )
 
 // ShortHold is the hold used where the suite lets a reservation expire; ExpiryWait is how
-// long it then sleeps. The margin covers clock granularity and a store's lazy expiry.
+// far it then advances the clock.
 const (
-	ShortHold  = 300 * time.Millisecond
-	ExpiryWait = 500 * time.Millisecond
+	ShortHold  = time.Minute
+	ExpiryWait = ShortHold + time.Second
 )
 
 // LongHold is the hold of every reservation the suite does not let expire.
-const LongHold = time.Minute
+const LongHold = 10 * time.Minute
+
+// Clock is a settable clock, safe for concurrent use. It has millisecond resolution, like
+// the Redis ledger's scripts.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock set to the current time.
+func NewClock() *Clock { return &Clock{t: time.Now().Truncate(time.Millisecond)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // Prefix returns a counter-key prefix no other call returns (in this process or any other):
 // "tg:{t:bt-<16 hex>}:". Keys under it share one Redis Cluster slot.
@@ -61,10 +87,10 @@ func random() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Items builds one item per key, all with the same limit and amount. Counters expire an hour
-// from now, so a shared store cleans up after the suite.
+// Items builds one item per key, all with the same limit and amount. Counters expire two
+// hours from now, so a shared store cleans up after the suite.
 func Items(keys []string, limit, amount int64) []budget.Item {
-	exp := time.Now().Add(time.Hour)
+	exp := time.Now().Add(2 * time.Hour)
 	items := make([]budget.Item, len(keys))
 	for i, k := range keys {
 		items[i] = budget.Item{Key: k, Limit: limit, Amount: amount, Expires: exp}
@@ -73,12 +99,12 @@ func Items(keys []string, limit, amount int64) []budget.Item {
 }
 
 // Run runs the conformance subtests. newLedger is called once per subtest and returns a
-// ledger ready for use; it registers its own cleanup with t.Cleanup. Ledgers returned for
-// different subtests may share one store.
-func Run(t *testing.T, newLedger func(t *testing.T) budget.Ledger) {
+// ledger ready for use that takes its time from now; it registers its own cleanup with
+// t.Cleanup. Ledgers returned for different subtests may share one store.
+func Run(t *testing.T, newLedger func(t *testing.T, now func() time.Time) budget.Ledger) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, l budget.Ledger)
+		run  func(t *testing.T, l budget.Ledger, clk *Clock)
 	}{
 		{"BasicReserveSettle", testBasic},
 		{"BalancesOfUnknownKeys", testUnknownKeys},
@@ -98,7 +124,8 @@ func Run(t *testing.T, newLedger func(t *testing.T) budget.Ledger) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newLedger(t))
+			clk := NewClock()
+			tc.run(t, newLedger(t, clk.Now), clk)
 		})
 	}
 }
@@ -126,7 +153,7 @@ func settle(t *testing.T, l budget.Ledger, id string, items []budget.Item, actua
 	require.NoError(t, l.Settle(context.Background(), id, items, actual))
 }
 
-func testBasic(t *testing.T, l budget.Ledger) {
+func testBasic(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 30)
 	id := ID()
@@ -142,7 +169,7 @@ func testBasic(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 20}, {Used: 25}}, balances(t, l, ks...))
 }
 
-func testUnknownKeys(t *testing.T, l budget.Ledger) {
+func testUnknownKeys(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 3)
 	require.Equal(t, []budget.Balance{{}, {}, {}}, balances(t, l, ks...))
 	b, err := l.Balances(context.Background(), nil)
@@ -150,14 +177,14 @@ func testUnknownKeys(t *testing.T, l budget.Ledger) {
 	require.Empty(t, b)
 }
 
-func testEmpty(t *testing.T, l budget.Ledger) {
+func testEmpty(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A request under no limit plans no items; the ledger accepts that trivially.
 	id := ID()
 	require.Equal(t, -1, reserve(t, l, id, nil, LongHold))
 	settle(t, l, id, nil)
 }
 
-func testLifetime(t *testing.T, l budget.Ledger) {
+func testLifetime(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A zero Expires is a counter that never expires (usd_lifetime).
 	ks := Keys(Prefix(), 1)
 	items := []budget.Item{{Key: ks[0], Limit: 50, Amount: 50}}
@@ -169,12 +196,12 @@ func testLifetime(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), items, LongHold))
 }
 
-func testAllOrNothing(t *testing.T, l budget.Ledger) {
+func testAllOrNothing(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 3)
 	items := []budget.Item{
-		{Key: ks[0], Limit: 100, Amount: 10, Expires: time.Now().Add(time.Hour)},
-		{Key: ks[1], Limit: 5, Amount: 10, Expires: time.Now().Add(time.Hour)},
-		{Key: ks[2], Limit: 100, Amount: 10, Expires: time.Now().Add(time.Hour)},
+		{Key: ks[0], Limit: 100, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
+		{Key: ks[1], Limit: 5, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
+		{Key: ks[2], Limit: 100, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
 	}
 	require.Equal(t, 1, reserve(t, l, ID(), items, LongHold))
 	require.Equal(t, []budget.Balance{{}, {}, {}}, balances(t, l, ks...), "no item of a denied reservation is held")
@@ -192,7 +219,7 @@ func testAllOrNothing(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Reserved: 10}, {Reserved: 10}, {Reserved: 10}}, balances(t, l, ks...))
 }
 
-func testExactLimit(t *testing.T, l budget.Ledger) {
+func testExactLimit(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 1)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 60), LongHold))
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 40), LongHold), "Used+Reserved+Amount == Limit fits")
@@ -205,7 +232,7 @@ func testExactLimit(t *testing.T, l budget.Ledger) {
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold))
 }
 
-func testSettleIdempotent(t *testing.T, l budget.Ledger) {
+func testSettleIdempotent(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 40)
 	id := ID()
@@ -216,7 +243,7 @@ func testSettleIdempotent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 30}, {Used: 35}}, balances(t, l, ks...))
 }
 
-func testReserveIdempotent(t *testing.T, l budget.Ledger) {
+func testReserveIdempotent(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A caller that retries Reserve after a lost reply must not hold twice.
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 60)
@@ -228,7 +255,7 @@ func testReserveIdempotent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 60}}, balances(t, l, ks...))
 }
 
-func testSettleBelow(t *testing.T, l budget.Ledger) {
+func testSettleBelow(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 80)
 	id := ID()
@@ -239,7 +266,7 @@ func testSettleBelow(t *testing.T, l budget.Ledger) {
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 70), LongHold), "the unused 50 was released")
 }
 
-func testSettleAbove(t *testing.T, l budget.Ledger) {
+func testSettleAbove(t *testing.T, l budget.Ledger, _ *Clock) {
 	// The provider may bill more than the estimate; the ledger records it rather than hide it,
 	// and the counter then refuses everything until its window ends.
 	ks := Keys(Prefix(), 2)
@@ -252,7 +279,7 @@ func testSettleAbove(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 1), LongHold))
 }
 
-func testSettleWithoutReserve(t *testing.T, l budget.Ledger) {
+func testSettleWithoutReserve(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A settle for an id the ledger does not hold (never reserved, or dropped) still records
 	// the usage: money spent is never forgotten.
 	ks := Keys(Prefix(), 1)
@@ -264,12 +291,12 @@ func testSettleWithoutReserve(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 25, Reserved: 10}}, balances(t, l, ks...))
 }
 
-func testSettleAfterExpiry(t *testing.T, l budget.Ledger) {
+func testSettleAfterExpiry(t *testing.T, l budget.Ledger, clk *Clock) {
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 50)
 	late := ID()
 	require.Equal(t, -1, reserve(t, l, late, items, ShortHold))
-	time.Sleep(ExpiryWait)
+	clk.Advance(ExpiryWait)
 
 	// A new hold on the same counter; then the late settle must add its actual without
 	// releasing the expired 50 a second time (which would eat into the new hold).
@@ -283,16 +310,16 @@ func testSettleAfterExpiry(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 50}}, balances(t, l, ks...))
 }
 
-func testExpiredHoldDoesNotBlock(t *testing.T, l budget.Ledger) {
+func testExpiredHoldDoesNotBlock(t *testing.T, l budget.Ledger, clk *Clock) {
 	ks := Keys(Prefix(), 2)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), ShortHold))
 	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 1), LongHold))
-	time.Sleep(ExpiryWait)
+	clk.Advance(ExpiryWait)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold))
 	require.Equal(t, []budget.Balance{{Reserved: 100}, {Reserved: 100}}, balances(t, l, ks...))
 }
 
-func testConcurrent(t *testing.T, l budget.Ledger) {
+func testConcurrent(t *testing.T, l budget.Ledger, _ *Clock) {
 	const workers, cost, limit = 50, 10, 100
 	ks := Keys(Prefix(), 3)
 	items := Items(ks, limit, cost)
@@ -346,7 +373,7 @@ func testConcurrent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), items, LongHold))
 }
 
-func testInvalid(t *testing.T, l budget.Ledger) {
+func testInvalid(t *testing.T, l budget.Ledger, _ *Clock) {
 	ctx := context.Background()
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 10)
