@@ -121,6 +121,11 @@ func Run(t *testing.T, newLedger func(t *testing.T, now func() time.Time) budget
 		{"ExpiredHoldDoesNotBlock", testExpiredHoldDoesNotBlock},
 		{"Concurrent", testConcurrent},
 		{"InvalidArguments", testInvalid},
+		{"ExtendKeepsHold", testExtendKeepsHold},
+		{"ExtendKeepsCounterAlive", testExtendKeepsCounter},
+		{"ExtendNeverShortens", testExtendNeverShortens},
+		{"ExtendWithoutHold", testExtendWithoutHold},
+		{"ExtendInvalidArguments", testExtendInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,4 +402,103 @@ func testInvalid(t *testing.T, l budget.Ledger, _ *Clock) {
 	// The reservation is still intact and settles normally.
 	settle(t, l, id, items, 5, 6)
 	require.Equal(t, []budget.Balance{{Used: 5}, {Used: 6}}, balances(t, l, ks...))
+}
+
+// extend extends and fails the test on error; it returns whether id was held. Every ledger
+// of the suite must implement budget.Extender.
+func extend(t *testing.T, l budget.Ledger, id string, items []budget.Item, hold time.Duration) bool {
+	t.Helper()
+	ext, ok := l.(budget.Extender)
+	require.True(t, ok, "%T does not implement budget.Extender", l)
+	held, err := ext.Extend(context.Background(), id, items, hold)
+	require.NoError(t, err)
+	return held
+}
+
+func testExtendKeepsHold(t *testing.T, l budget.Ledger, clk *Clock) {
+	// A stream longer than the hold keeps its reservation by extending it in time.
+	ks := Keys(Prefix(), 2)
+	items := Items(ks, 100, 60)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	for range 4 { // four extensions: well past the first deadline
+		clk.Advance(ShortHold / 2)
+		require.True(t, extend(t, l, id, items, ShortHold))
+	}
+	clk.Advance(ShortHold - time.Second)
+	require.Equal(t, []budget.Balance{{Reserved: 60}, {Reserved: 60}}, balances(t, l, ks...))
+	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 41), LongHold), "the extended hold still counts")
+
+	// Settling releases it as usual.
+	settle(t, l, id, items, 10, 20)
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+	require.False(t, extend(t, l, id, items, ShortHold), "a settled reservation is not held")
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+
+	// Without extensions a hold ends one hold after the last one.
+	id = ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold / 2)
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold)
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+}
+
+func testExtendKeepsCounter(t *testing.T, l budget.Ledger, clk *Clock) {
+	// A counter whose window ends while a hold on it is extended lives as long as the hold.
+	ks := Keys(Prefix(), 1)
+	items := []budget.Item{{Key: ks[0], Limit: 100, Amount: 70, Expires: clk.Now().Add(ShortHold / 2)}}
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold * 3 / 4)
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold / 2) // past the window and the first deadline
+	require.Equal(t, []budget.Balance{{Reserved: 70}}, balances(t, l, ks...))
+	settle(t, l, id, items, 70)
+	require.Equal(t, []budget.Balance{{Used: 70}}, balances(t, l, ks...))
+}
+
+func testExtendNeverShortens(t *testing.T, l budget.Ledger, clk *Clock) {
+	ks := Keys(Prefix(), 1)
+	items := Items(ks, 100, 30)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, LongHold))
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ExpiryWait)
+	require.Equal(t, []budget.Balance{{Reserved: 30}}, balances(t, l, ks...))
+}
+
+func testExtendWithoutHold(t *testing.T, l budget.Ledger, clk *Clock) {
+	ks := Keys(Prefix(), 2)
+	items := Items(ks, 100, 50)
+	require.False(t, extend(t, l, ID(), items, LongHold), "never reserved")
+	require.Equal(t, []budget.Balance{{}, {}}, balances(t, l, ks...))
+
+	// An expired hold is not revived, even before anything else touched its counters.
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ExpiryWait)
+	require.False(t, extend(t, l, id, items, LongHold))
+	require.Equal(t, []budget.Balance{{}, {}}, balances(t, l, ks...))
+	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold), "the expired 50 is free")
+
+	// A denied reservation holds nothing to extend.
+	id = ID()
+	require.Equal(t, 0, reserve(t, l, id, Items(ks, 100, 1), LongHold))
+	require.False(t, extend(t, l, id, items, LongHold))
+}
+
+func testExtendInvalid(t *testing.T, l budget.Ledger, _ *Clock) {
+	ext, ok := l.(budget.Extender)
+	require.True(t, ok, "%T does not implement budget.Extender", l)
+	ctx := context.Background()
+	ks := Keys(Prefix(), 1)
+	items := Items(ks, 100, 10)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, LongHold))
+	_, err := ext.Extend(ctx, "", items, LongHold)
+	require.ErrorIs(t, err, budget.ErrInvalidArgument, "empty id")
+	_, err = ext.Extend(ctx, id, items, 0)
+	require.ErrorIs(t, err, budget.ErrInvalidArgument, "zero hold")
+	require.Equal(t, []budget.Balance{{Reserved: 10}}, balances(t, l, ks...))
 }

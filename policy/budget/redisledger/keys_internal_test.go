@@ -78,5 +78,7 @@ func TestScriptsConvention(t *testing.T) {
 	require.Contains(t, balanceLua, "tonumber(ARGV[1])") // the clock, alone
 	require.Contains(t, reserveLua, "KEYS[#KEYS]")
 	require.Contains(t, settleLua, "KEYS[#KEYS]")
+	require.Contains(t, extendLua, "ARGV[2 + i]") // expires
+	require.Contains(t, extendLua, "KEYS[#KEYS]")
 	require.NotEqual(t, reserveScript.Hash(), settleScript.Hash())
 }

@@ -62,7 +62,10 @@ type Ledger struct {
 	now func() time.Time
 }
 
-var _ budget.Ledger = (*Ledger)(nil)
+var (
+	_ budget.Ledger   = (*Ledger)(nil)
+	_ budget.Extender = (*Ledger)(nil)
+)
 
 // Option configures a Ledger.
 type Option func(*Ledger)
@@ -116,7 +119,7 @@ func New(client redis.UniversalClient, opts ...Option) *Ledger {
 func (l *Ledger) LoadScripts(ctx context.Context) error {
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
-	for _, s := range []*redis.Script{reserveScript, settleScript, balanceScript} {
+	for _, s := range []*redis.Script{reserveScript, settleScript, extendScript, balanceScript} {
 		if err := s.Load(ctx, l.client).Err(); err != nil {
 			return unavailable("load scripts", err)
 		}
@@ -201,6 +204,38 @@ func (l *Ledger) Settle(ctx context.Context, id string, items []budget.Item, act
 		return unavailable("settle", fmt.Errorf("unexpected reply %d", res))
 	}
 	return nil
+}
+
+// Extend implements budget.Extender in one EVALSHA. Deadlines are on the server's clock, like
+// Reserve's.
+func (l *Ledger) Extend(ctx context.Context, id string, items []budget.Item, hold time.Duration) (bool, error) {
+	if err := l.check(id, items); err != nil {
+		return false, err
+	}
+	if hold <= 0 {
+		return false, invalid("hold must be positive")
+	}
+	if len(items) == 0 {
+		return false, nil
+	}
+	holdMs := int64((hold + time.Millisecond - 1) / time.Millisecond)
+	keys := l.keys(id, items)
+	args := make([]any, 0, 3+len(items))
+	args = append(args, id, strconv.FormatInt(holdMs, 10))
+	for i := range items {
+		args = append(args, expiresMs(items[i].Expires))
+	}
+	args = append(args, l.clock())
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	res, err := extendScript.Run(ctx, l.client, keys, args...).Int64()
+	if err != nil {
+		return false, unavailable("extend", err)
+	}
+	if res != 0 && res != 1 {
+		return false, unavailable("extend", fmt.Errorf("unexpected reply %d", res))
+	}
+	return res == 1, nil
 }
 
 // Balances implements budget.Ledger with one pipeline of read-only scripts (EVALSHA_RO),

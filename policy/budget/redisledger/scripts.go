@@ -141,6 +141,37 @@ redis.call('SET', marker, '1', 'PX', ARGV[2])
 return 1
 `
 
+// extendLua extends id's hold. ARGV: id, hold (ms), then expires (unix ms, 0 = never) per
+// item, then the clock. It returns 1 when some counter still held id and 0 when none did
+// (never reserved, settled, or expired; nothing changed).
+//
+// Per counter, first occurrence only: a hold still in force (its deadline is in the future
+// and the counter has its field) gets the later of its deadline and now + hold, and the
+// counter (with its hold set) lives at least that long. A hold whose deadline has passed is
+// left for the next Reserve to drop, never revived.
+const extendLua = expireLua + `
+local n = (#KEYS - 1) / 2
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 0 end
+local now = nowms()
+local id = ARGV[1]
+local field = 'h:' .. id
+local deadline = now + tonumber(ARGV[2])
+local seen, found = {}, 0
+for i = 1, n do
+  local k, x = KEYS[2 * i - 1], KEYS[2 * i]
+  if not seen[k] then
+    seen[k] = true
+    local score = tonumber(redis.call('ZSCORE', x, id))
+    if score and score > now and redis.call('HEXISTS', k, field) == 1 then
+      found = 1
+      if score < deadline then redis.call('ZADD', x, deadline, id) end
+      expire(k, x, redis.call('PEXPIRETIME', k), tonumber(ARGV[2 + i]), deadline)
+    end
+  end
+end
+return found
+`
+
 // balanceLua reads one counter without writing (EVALSHA_RO): KEYS[1] the counter HASH,
 // KEYS[2] its hold ZSET, ARGV[1] the clock. It returns {u, r} where r leaves out holds whose
 // deadline has passed but that no write has dropped yet, so reports match what Reserve
@@ -166,5 +197,6 @@ return {u, string.format('%d', live)}
 var (
 	reserveScript = redis.NewScript(reserveLua)
 	settleScript  = redis.NewScript(settleLua)
+	extendScript  = redis.NewScript(extendLua)
 	balanceScript = redis.NewScript(balanceLua)
 )
