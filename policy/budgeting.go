@@ -24,6 +24,7 @@ type budgetPolicy struct {
 	keyLimits  map[string]budget.Limits // by key id
 	teamLimits map[string]budget.Limits // by team name
 	newID      func() string
+	after      AfterFunc
 	anyLimits  bool
 }
 
@@ -33,6 +34,7 @@ type CompileOption func(*compileOptions)
 type compileOptions struct {
 	ledger budget.Ledger
 	newID  func() string
+	after  AfterFunc
 }
 
 // WithLedger sets the ledger that budgets reserve against.
@@ -65,7 +67,9 @@ func estimate(bodyLen int, maxOut int64, p budget.Price) Estimate {
 	return e
 }
 
-// Hold is a reservation in force for one request. Settle it exactly once when the stream ends.
+// Hold is a reservation in force for one request. Settle it exactly once when the stream ends:
+// until then the reservation is renewed in the background (see renewal), however long the
+// stream runs.
 type Hold struct {
 	bp       *budgetPolicy
 	id       string
@@ -76,6 +80,7 @@ type Hold struct {
 	// FailedOpen is true when the ledger could not answer and every limit involved allows
 	// fail-open: nothing was reserved.
 	FailedOpen bool
+	renew      *renewal // keeps the reservation alive until Settle; nil when none
 }
 
 // Limits names the limits the reservation was checked against ("usd_per_day", ...).
@@ -128,12 +133,14 @@ func (s *Snapshot) Reserve(ctx context.Context, a *Admission, f *Forward, now ti
 	if denied >= 0 {
 		return nil, s.limitReply(ctx, a, planned[denied], now)
 	}
+	h.renew = bp.startRenewal(h.id, h.items)
 	return h, nil
 }
 
 // Settle charges the request: provider-reported usage when seen, otherwise per the rule
 // documented on Settlement. It runs on a context detached from the stream.
 func (h *Hold) Settle(ctx context.Context, u llm.Usage, seen bool, status int) (Settlement, error) {
+	h.renew.stop()
 	var st Settlement
 	switch {
 	case seen:
