@@ -9,12 +9,10 @@ import (
 )
 
 // Timer is a scheduled call that can be cancelled; *time.Timer is one.
-type Timer interface {
-	Stop() bool
-}
+type Timer = budget.Timer
 
 // AfterFunc schedules f to run in its own goroutine after d, like time.AfterFunc.
-type AfterFunc func(d time.Duration, f func()) Timer
+type AfterFunc = budget.AfterFunc
 
 // WithAfterFunc injects the scheduler that renews reservations (tests drive it by hand);
 // the default is time.AfterFunc.

@@ -1,6 +1,7 @@
 package budget_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,5 +39,16 @@ func TestEmbeddedLedgerConformanceReopened(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, l.Close()) })
 		return l
+	})
+}
+
+// TestRetryingConformance runs the suite through Retrying: wrapping a ledger changes none of
+// its answers.
+func TestRetryingConformance(t *testing.T) {
+	t.Parallel()
+	budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+		r := budget.NewRetrying(budget.NewMemoryLedger(budget.WithClock(now)))
+		t.Cleanup(func() { require.NoError(t, r.Close(context.Background())) })
+		return r
 	})
 }
