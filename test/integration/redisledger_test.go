@@ -456,7 +456,7 @@ func TestRedisLedgerStaleHoldsDropped(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	r := raw(t, srv)
 	clk := budgettest.NewClock()
-	l := redisledger.New(newClient(t, srv.Addr()), redisledger.WithClock(clk.Now))
+	l := redisledger.New(newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(clk.Now))
 	ctx := context.Background()
 	k := budgettest.Prefix() + "c"
 	items := budgettest.Items([]string{k}, 1000, 3)
