@@ -290,7 +290,7 @@ func (st *stream) conclude() {
 	res, err := st.fwd.Settle(ctx, st.hold, o)
 	st.settled = res
 	if err != nil {
-		st.log.Error("budget settle failed; the reservation expires on its own", zap.Error(err))
+		st.log.Error("budget settle failed and could not be queued for retry; the reservation expires on its own", zap.Error(err))
 	}
 }
 

@@ -2,9 +2,12 @@ package policy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/secrets"
 )
 
 // BudgetConfig configures limits enforcement.
@@ -16,8 +19,8 @@ type BudgetConfig struct {
 	Redis    RedisConfig    `mapstructure:"redis"`
 	// Timezone for calendar windows (usd_per_day, usd_per_month). Default UTC.
 	Timezone string `mapstructure:"timezone"`
-	// Hold is how long a reservation lives if it is never settled (a crash); long streams must
-	// finish within it. Default 15m.
+	// Hold is how long a reservation lives if it is never settled (a crash). A request's
+	// reservation is renewed while its stream runs, so streams may last longer. Default 15m.
 	Hold time.Duration `mapstructure:"reservation_hold"`
 	// FailOpen lists limit kinds that let requests through when the ledger cannot answer.
 	// Default: none (503, fail closed).
@@ -35,14 +38,30 @@ type EmbeddedConfig struct {
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 }
 
-// RedisConfig connects the shared ledger.
+// RedisConfig connects the shared ledger. Changing it needs a restart.
 type RedisConfig struct {
-	// Addrs is one address for a single node, several for Redis Cluster.
+	// Addrs is one address for a single node, several for Redis Cluster: "host:port",
+	// "redis://host:port", or "rediss://host:port" for TLS (then on every address).
 	Addrs []string `mapstructure:"addrs"`
+	// Username is the Redis ACL user: a name, or a secret reference (env:NAME or
+	// file:PATH). Empty: the default user.
+	Username string `mapstructure:"username"`
 	// Password is a secret reference (env:NAME or file:PATH), or empty.
-	Password string        `mapstructure:"password"`
-	DB       int           `mapstructure:"db"`
-	Timeout  time.Duration `mapstructure:"timeout"`
+	Password string         `mapstructure:"password"`
+	DB       int            `mapstructure:"db"`
+	Timeout  time.Duration  `mapstructure:"timeout"`
+	TLS      RedisTLSConfig `mapstructure:"tls"`
+}
+
+// RedisTLSConfig verifies the server of rediss:// addresses.
+type RedisTLSConfig struct {
+	// CAFile is a PEM file of the CA certificates the server's certificate must chain to (a
+	// path, relative to the config file's directory; "file:PATH" is accepted too). Empty:
+	// the system's roots.
+	CAFile string `mapstructure:"ca_file"`
+	// ServerName is the name the server's certificate must carry. Empty: the host of each
+	// address.
+	ServerName string `mapstructure:"server_name"`
 }
 
 // LimitsConfig holds per-key or per-team limits; zero or empty means no limit. USD amounts
@@ -166,9 +185,7 @@ func (c *Config) validateBudget(add func(string, string, ...any)) {
 	switch b.Ledger {
 	case LedgerEmbedded:
 	case LedgerRedis:
-		if len(b.Redis.Addrs) == 0 {
-			add("budget.redis.addrs", "is required with ledger: redis")
-		}
+		b.Redis.validate(add)
 	default:
 		add("budget.ledger", "must be embedded or redis")
 	}
@@ -222,4 +239,78 @@ func kindByName(name string) (budget.Kind, bool) {
 		}
 	}
 	return 0, false
+}
+
+// validate checks the connection settings a config check can judge; the addresses are
+// parsed in full when the ledger is opened.
+func (r *RedisConfig) validate(add func(string, string, ...any)) {
+	if len(r.Addrs) == 0 {
+		add("budget.redis.addrs", "is required with ledger: redis")
+	}
+	tlsAddrs := 0
+	for i, a := range r.Addrs {
+		scheme, _, isURL := strings.Cut(a, "://")
+		switch {
+		case !isURL || strings.EqualFold(scheme, "redis"):
+		case strings.EqualFold(scheme, "rediss"):
+			tlsAddrs++
+		default:
+			add(fmt.Sprintf("budget.redis.addrs[%d]", i), "must be host:port, redis://host:port or rediss://host:port")
+		}
+	}
+	if tlsAddrs > 0 && tlsAddrs < len(r.Addrs) {
+		add("budget.redis.addrs", "every address must use rediss:// or none")
+	}
+	if tlsAddrs == 0 && r.TLS != (RedisTLSConfig{}) {
+		add("budget.redis.tls", "needs rediss:// addresses")
+	}
+	if r.Password != "" {
+		if _, err := secrets.ParseRef(r.Password); err != nil {
+			add("budget.redis.password", "must be a secret reference (env:NAME or file:PATH)")
+		}
+	}
+	if secrets.LooksLikeReference(r.Username) {
+		if _, err := secrets.ParseRef(r.Username); err != nil {
+			add("budget.redis.username", "invalid secret reference: %v", err)
+		}
+	}
+	if r.DB < 0 {
+		add("budget.redis.db", "must not be negative")
+	}
+	if r.Timeout < 0 {
+		add("budget.redis.timeout", "must not be negative")
+	}
+}
+
+// LedgerChanges lists the settings that differ between b (in force) and next, by field
+// path, among those fixed for the life of the process: which ledger, and how it is reached.
+// A reload that changes any of them cannot take effect without a restart. Secret values
+// are not compared, only their references.
+func (b BudgetConfig) LedgerChanges(next BudgetConfig) []string {
+	b.applyDefaults()
+	next.applyDefaults()
+	var out []string
+	diff := func(path string, changed bool) {
+		if changed {
+			out = append(out, path)
+		}
+	}
+	diff("budget.ledger", b.Ledger != next.Ledger)
+	if b.Ledger != next.Ledger {
+		return out
+	}
+	switch b.Ledger {
+	case LedgerRedis:
+		r, n := b.Redis, next.Redis
+		diff("budget.redis.addrs", !slices.Equal(r.Addrs, n.Addrs))
+		diff("budget.redis.username", r.Username != n.Username)
+		diff("budget.redis.password", r.Password != n.Password)
+		diff("budget.redis.db", r.DB != n.DB)
+		diff("budget.redis.timeout", r.Timeout != n.Timeout)
+		diff("budget.redis.tls", r.TLS != n.TLS)
+	default:
+		diff("budget.embedded.path", b.Embedded.Path != next.Embedded.Path)
+		diff("budget.embedded.flush_interval", b.Embedded.FlushInterval != next.Embedded.FlushInterval)
+	}
+	return out
 }

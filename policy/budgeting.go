@@ -24,6 +24,7 @@ type budgetPolicy struct {
 	keyLimits  map[string]budget.Limits // by key id
 	teamLimits map[string]budget.Limits // by team name
 	newID      func() string
+	after      AfterFunc
 	anyLimits  bool
 }
 
@@ -33,6 +34,7 @@ type CompileOption func(*compileOptions)
 type compileOptions struct {
 	ledger budget.Ledger
 	newID  func() string
+	after  AfterFunc
 }
 
 // WithLedger sets the ledger that budgets reserve against.
@@ -67,7 +69,8 @@ func estimate(bodyLen int, maxOut int64, p budget.Price) Estimate {
 }
 
 // Hold is a reservation in force for one request. Forward.Settle settles it exactly once,
-// when the stream ends.
+// when the stream ends: until then the reservation is renewed in the background (see
+// renewal), however long the stream runs.
 type Hold struct {
 	bp       *budgetPolicy
 	id       string
@@ -77,6 +80,7 @@ type Hold struct {
 	// FailedOpen is true when the ledger could not answer and every limit involved allows
 	// fail-open: nothing was reserved.
 	FailedOpen bool
+	renew      *renewal // keeps the reservation alive until Settle; nil when none
 }
 
 // Limits names the limits the reservation was checked against ("usd_per_day", ...).
@@ -148,7 +152,11 @@ func charge(est Estimate, p budget.Price, o Outcome) Settlement {
 // client went away). The charge is returned even when the ledger write fails.
 func (f *Forward) Settle(ctx context.Context, h *Hold, o Outcome) (Settlement, error) {
 	st := charge(f.Estimate, f.price, o)
-	if h == nil || h.FailedOpen {
+	if h == nil {
+		return st, nil
+	}
+	h.renew.stop()
+	if h.FailedOpen {
 		return st, nil
 	}
 	return st, h.bp.ledger.Settle(ctx, h.id, h.items, budget.Actuals(h.planned, st.Tokens, st.CostMicros))
@@ -185,6 +193,7 @@ func (s *Snapshot) Reserve(ctx context.Context, a *Admission, f *Forward, now ti
 	if denied >= 0 {
 		return nil, s.limitReply(ctx, a, f, planned[denied], now)
 	}
+	h.renew = bp.startRenewal(h.id, h.items)
 	return h, nil
 }
 

@@ -28,8 +28,8 @@ func (failingLedger) Balances(context.Context, []string) ([]budget.Balance, erro
 	return nil, budget.ErrUnavailable
 }
 
-func budgetFixture(t *testing.T, l budget.Ledger, mutate func(*policy.Config)) *policytest.Fixture {
-	return policytest.NewWithBudget(t, l, mutate)
+func budgetFixture(t *testing.T, l budget.Ledger, mutate func(*policy.Config), opts ...policy.CompileOption) *policytest.Fixture {
+	return policytest.NewWithBudget(t, l, mutate, opts...)
 }
 
 func route(t *testing.T, fx *policytest.Fixture, key, body string) (*policy.Admission, *policy.Forward) {

@@ -197,9 +197,12 @@ func compileBudget(cfg Config, co compileOptions, ignore func(string, string, ..
 	}
 	bp := &budgetPolicy{ledger: co.ledger, loc: loc, hold: cfg.Budget.Hold, inject: cfg.Budget.InjectMaxTokens,
 		failOpen: map[budget.Kind]bool{}, keyLimits: map[string]budget.Limits{}, teamLimits: map[string]budget.Limits{},
-		newID: co.newID}
+		newID: co.newID, after: co.after}
 	if bp.newID == nil {
 		bp.newID = randomID
+	}
+	if bp.after == nil {
+		bp.after = timeAfterFunc
 	}
 	for _, k := range cfg.Budget.FailOpen {
 		if kind, ok := kindByName(k); ok {

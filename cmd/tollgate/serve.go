@@ -39,6 +39,8 @@ type gateway struct {
 	path    string
 	log     *zap.Logger
 	ledger  budget.Ledger
+	ledgerH *ledgerHandle       // readiness; nil in tests that build a gateway by hand
+	budget  policy.BudgetConfig // what the ledger was opened with: a reload may not change it
 	snap    atomic.Pointer[policy.Snapshot]
 	files   atomic.Pointer[[]string]
 	ready   atomic.Bool
@@ -56,6 +58,9 @@ func (g *gateway) Snapshot() *policy.Snapshot { return g.snap.Load() }
 func (g *gateway) load() error {
 	l, err := readConfig(g.path)
 	if err != nil {
+		return err
+	}
+	if err := checkLedgerReload(g.budget, l.cfg.Budget); err != nil {
 		return err
 	}
 	s, err := compile(l, time.Now(), policy.WithLedger(g.ledger))
@@ -175,16 +180,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer func() { _ = log.Sync() }()
 
 	cfg := l.cfg
-	ledger, closeLedger, err := openLedger(ctx, cfg.Budget, l.dir)
+	ledger, err := openLedger(ctx, cfg.Budget, l.dir, log.Named("ledger"))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := closeLedger(); err != nil {
+		if err := ledger.Close(); err != nil {
 			log.Error("closing the budget ledger", zap.Error(err))
 		}
 	}()
-	g := &gateway{path: *cfgPath, log: log.Named("config"), ledger: ledger}
+	g := &gateway{path: *cfgPath, log: log.Named("config"), ledger: ledger.Ledger, ledgerH: ledger, budget: cfg.Budget}
 	if err := g.load(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -196,6 +201,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tollgate_config_reload_failures_total", Help: "Config reloads refused; the last good config kept serving.",
 	}, func() float64 { return float64(g.failed.Load()) }))
+	ledger.register(reg)
 
 	lis, err := listen(cfg.Listen.ExtProc)
 	if err != nil {
@@ -314,6 +320,11 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 		status := map[string]any{"ready": true, "keys": g.Snapshot().KeyCount(),
 			"config_reloads": g.reloads.Load(), "config_reload_failures": g.failed.Load()}
 		g.reloadStatus(status)
+		if g.ledgerH != nil && !g.ledgerH.Ready() {
+			// The ledger fails closed: requests with limits get 503 until it answers again.
+			status["ready"], status["ledger"] = false, "unavailable"
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 		_ = json.NewEncoder(w).Encode(status)
 	})
 	return mux

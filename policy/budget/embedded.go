@@ -38,8 +38,10 @@ func WithFlushErrors(f func(error)) Option {
 // replica without Redis. The file is owned by one process: two processes sharing it would
 // overwrite each other's snapshots.
 //
-// What is persisted: each counter's settled usage, every live reservation (its hold
-// deadline and amounts) and the settled ids still remembered. Live reservations are kept on
+// What is persisted: each counter's settled usage and every live reservation (its hold
+// deadline and amounts), so a snapshot's size depends on the counters and the requests in
+// flight, not on how many requests were served. Settled ids are not (see snapshotState).
+// Live reservations are kept on
 // purpose: after a crash their requests may still have been billed by the provider, so their
 // holds keep blocking until their deadlines pass, as they would have without the crash. That
 // errs toward refusing, never toward overspending.

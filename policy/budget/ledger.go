@@ -47,5 +47,18 @@ type Ledger interface {
 	Balances(ctx context.Context, keys []string) ([]Balance, error)
 }
 
+// Extender is a Ledger whose reservations can outlive their first hold: the owner of a
+// request that is still running (a long stream) pushes the deadline back before it passes,
+// while a reservation whose owner died still expires one hold after its last extension.
+// Every Ledger in this module implements it.
+type Extender interface {
+	// Extend moves reservation id's deadline to now + hold unless it is already later, and
+	// keeps the counters of items (the items passed to Reserve) alive at least that long.
+	// held reports whether id still holds anything; when it does not (never reserved,
+	// settled, expired, or only zero amounts) nothing changes. An expired reservation is
+	// never revived: that would hold budget without checking the limits again.
+	Extend(ctx context.Context, id string, items []Item, hold time.Duration) (held bool, err error)
+}
+
 // ErrUnavailable means the ledger could not decide (store down, timeout).
 var ErrUnavailable = errors.New("budget ledger unavailable")

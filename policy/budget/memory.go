@@ -21,8 +21,9 @@ import (
 // the cost is per expired counter). Counters past Item.Expires also read as zero before
 // that sweep reaches them.
 //
-// Settle is idempotent per reservation id for SettledTTL after the first settle: the id is
-// remembered as a tombstone, and later settles of it are no-ops.
+// Settle is idempotent per reservation id for SettledTTL after the first settle (or until
+// SettledCap newer ids have been settled, whichever comes first): the id is remembered,
+// compactly, and later settles of it are no-ops. See settledSet for why that bound is safe.
 type MemoryLedger struct {
 	now        func() time.Time
 	settledTTL time.Duration
@@ -33,9 +34,7 @@ type MemoryLedger struct {
 	counters  map[string]*counter // by key
 	holds     map[string]*hold    // live reservations by id
 	deadlines holdHeap            // the same holds, earliest deadline first
-	settled   map[string]int64    // settled id -> when to forget it (Unix ns)
-	tombs     []tomb              // settled ids in settle order, from tombHead on
-	tombHead  int
+	settled   settledSet
 	expiring  map[int64][]*counter // counters by their expiry (Unix ns); may hold stale entries
 	nextSweep int64
 	free      []*hold // released holds, reused to keep Reserve allocation-free
@@ -63,11 +62,6 @@ type part struct {
 	amount int64
 }
 
-type tomb struct {
-	id string
-	at int64
-}
-
 // DefaultSettledTTL is how long a ledger remembers a settled reservation id, making repeat
 // settles of it no-ops. Duplicate settles come from retries seconds apart.
 const DefaultSettledTTL = 10 * time.Minute
@@ -85,12 +79,13 @@ type Option func(*options)
 type options struct {
 	now           func() time.Time
 	settledTTL    time.Duration
+	settledCap    int
 	flushInterval time.Duration
 	flushErr      func(error)
 }
 
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now, settledTTL: DefaultSettledTTL, flushInterval: DefaultFlushInterval, flushErr: func(error) {}}
+	o := options{now: time.Now, settledTTL: DefaultSettledTTL, settledCap: DefaultSettledCap, flushInterval: DefaultFlushInterval, flushErr: func(error) {}}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -115,8 +110,17 @@ func WithSettledTTL(d time.Duration) Option {
 	}
 }
 
-// NewMemoryLedger returns an empty in-memory ledger. WithClock and WithSettledTTL apply;
-// other options are ignored.
+// WithSettledCap bounds how many settled ids are remembered (default DefaultSettledCap).
+func WithSettledCap(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.settledCap = n
+		}
+	}
+}
+
+// NewMemoryLedger returns an empty in-memory ledger. WithClock, WithSettledTTL and
+// WithSettledCap apply; other options are ignored.
 func NewMemoryLedger(opts ...Option) *MemoryLedger {
 	return newMemory(buildOptions(opts))
 }
@@ -127,7 +131,7 @@ func newMemory(o options) *MemoryLedger {
 		settledTTL: o.settledTTL,
 		counters:   make(map[string]*counter),
 		holds:      make(map[string]*hold),
-		settled:    make(map[string]int64),
+		settled:    newSettledSet(o.settledCap),
 		expiring:   make(map[int64][]*counter),
 	}
 }
@@ -154,7 +158,7 @@ func (m *MemoryLedger) Reserve(ctx context.Context, id string, items []Item, hol
 	if _, ok := m.holds[id]; ok {
 		return -1, nil
 	}
-	if _, ok := m.settled[id]; ok {
+	if m.settled.has(id) {
 		return 0, fmt.Errorf("%w: reservation %q was already settled", ErrInvalidArgument, id)
 	}
 	if len(items) == 0 {
@@ -210,7 +214,7 @@ func (m *MemoryLedger) Settle(ctx context.Context, id string, items []Item, actu
 	}
 	now := m.now().UnixNano()
 	m.tidy(now)
-	if _, ok := m.settled[id]; ok {
+	if m.settled.has(id) {
 		return nil
 	}
 	if h, ok := m.holds[id]; ok {
@@ -257,7 +261,7 @@ type Stats struct {
 func (m *MemoryLedger) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Counters: len(m.counters), Holds: len(m.holds), Settled: len(m.settled)}
+	return Stats{Counters: len(m.counters), Holds: len(m.holds), Settled: m.settled.len()}
 }
 
 // errClosed is what every call returns after close.
@@ -315,19 +319,7 @@ func (m *MemoryLedger) tidy(now int64) {
 		m.release(m.deadlines[0])
 		m.gen++
 	}
-	for m.tombHead < len(m.tombs) && m.tombs[m.tombHead].at <= now {
-		t := m.tombs[m.tombHead]
-		if at, ok := m.settled[t.id]; ok && at == t.at {
-			delete(m.settled, t.id)
-		}
-		m.tombs[m.tombHead] = tomb{}
-		m.tombHead++
-	}
-	if m.tombHead > 1024 && m.tombHead*2 > len(m.tombs) {
-		n := copy(m.tombs, m.tombs[m.tombHead:])
-		clear(m.tombs[n:])
-		m.tombs, m.tombHead = m.tombs[:n], 0
-	}
+	m.settled.expire(now)
 	if now >= m.nextSweep {
 		m.sweep(now)
 		m.nextSweep = now + int64(sweepEvery)
@@ -409,9 +401,7 @@ func (m *MemoryLedger) release(h *hold) {
 
 // remember records id as settled at now. m.mu is held.
 func (m *MemoryLedger) remember(id string, now int64) {
-	at := satAdd(now, int64(m.settledTTL))
-	m.settled[id] = at
-	m.tombs = append(m.tombs, tomb{id: id, at: at})
+	m.settled.add(id, satAdd(now, int64(m.settledTTL)))
 }
 
 // expiresNs converts an Item's Expires to Unix ns, with 0 for the zero time (never).

@@ -26,13 +26,19 @@ type snapshotFile struct {
 	State   json.RawMessage `json:"state"`
 }
 
-// snapshotState is everything a MemoryLedger needs to resume: settled usage per counter,
-// live holds (a counter's Reserved is rebuilt from them) and remembered settled ids.
+// snapshotState is everything a MemoryLedger needs to resume: settled usage per counter and
+// live holds (a counter's Reserved is rebuilt from them). Its size depends on the counters
+// and the requests in flight, never on how many requests were served.
+//
+// Settled ids are not kept: only a caller in the same process could repeat a settle (ids
+// are random per process, and retry queues live in memory), so none is needed after a
+// restart. Files written before this change list them under "settled"; they are read and
+// ignored.
 type snapshotState struct {
 	SavedAt  time.Time     `json:"saved_at"`
 	Counters []snapCounter `json:"counters"`
 	Holds    []snapHold    `json:"holds"`
-	Settled  []snapSettled `json:"settled"`
+	Settled  []snapSettled `json:"settled,omitempty"` // read, never written
 }
 
 type snapCounter struct {
@@ -52,6 +58,7 @@ type snapPart struct {
 	Amount int64  `json:"amount"`
 }
 
+// snapSettled is a settled id in a file written by an older build.
 type snapSettled struct {
 	ID       string    `json:"id"`
 	ForgetAt time.Time `json:"forget_at"`
@@ -91,7 +98,7 @@ func decodeSnapshot(data []byte) (*snapshotState, error) {
 }
 
 // export copies the ledger's state if it changed since generation since; ok is false when
-// it did not. Expired holds, counters and tombstones are left out. The copy is sorted, so
+// it did not. Expired holds and counters are left out. The copy is sorted, so
 // equal states give equal files.
 func (m *MemoryLedger) export(since uint64) (st *snapshotState, gen uint64, ok bool) {
 	m.mu.Lock()
@@ -106,7 +113,6 @@ func (m *MemoryLedger) export(since uint64) (st *snapshotState, gen uint64, ok b
 		SavedAt:  nowT.UTC(),
 		Counters: make([]snapCounter, 0, len(m.counters)),
 		Holds:    make([]snapHold, 0, len(m.holds)),
-		Settled:  make([]snapSettled, 0, len(m.settled)),
 	}
 	expired := func(c *counter) bool { return c.expires != 0 && c.expires <= now }
 	for _, c := range m.counters {
@@ -124,21 +130,18 @@ func (m *MemoryLedger) export(since uint64) (st *snapshotState, gen uint64, ok b
 		}
 		st.Holds = append(st.Holds, sh)
 	}
-	for id, at := range m.settled {
-		st.Settled = append(st.Settled, snapSettled{ID: id, ForgetAt: unixTime(at)})
-	}
 	gen = m.gen
 	m.mu.Unlock()
 
 	slices.SortFunc(st.Counters, func(a, b snapCounter) int { return cmp.Compare(a.Key, b.Key) })
 	slices.SortFunc(st.Holds, func(a, b snapHold) int { return cmp.Compare(a.ID, b.ID) })
-	slices.SortFunc(st.Settled, func(a, b snapSettled) int { return cmp.Compare(a.ID, b.ID) })
 	return st, gen, true
 }
 
 // restore loads st into an empty ledger, rebuilding each counter's Reserved from the holds.
 // Expired entries are kept and tidied away by the first call, as if the process had never
-// stopped. Inconsistent contents wrap ErrCorruptSnapshot.
+// stopped. Settled ids (older files) are ignored. Inconsistent contents wrap
+// ErrCorruptSnapshot.
 func (m *MemoryLedger) restore(st *snapshotState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -174,20 +177,6 @@ func (m *MemoryLedger) restore(st *snapshotState) error {
 		m.holds[h.id] = h
 		m.deadlines.push(h)
 	}
-	for i, ss := range st.Settled {
-		if ss.ID == "" {
-			return fmt.Errorf("%w: settled[%d] is invalid", ErrCorruptSnapshot, i)
-		}
-		_, dup := m.settled[ss.ID]
-		_, held := m.holds[ss.ID]
-		if dup || held {
-			return fmt.Errorf("%w: settled id %q appears twice", ErrCorruptSnapshot, ss.ID)
-		}
-		m.settled[ss.ID] = ss.ForgetAt.UnixNano()
-		m.tombs = append(m.tombs, tomb{id: ss.ID, at: ss.ForgetAt.UnixNano()})
-	}
-	// tidy forgets tombstones in queue order, which must be time order.
-	slices.SortFunc(m.tombs, func(a, b tomb) int { return cmp.Compare(a.at, b.at) })
 	return nil
 }
 

@@ -102,8 +102,8 @@ func Guarded(c *policy.Config) {
 // NewWithBudget is New with budgets: gpt-4o-mini costs 1 micro-dollar per input and 2 per
 // output token, team platform has 1000 requests per minute and $0.001 (1000 micro-dollars)
 // per day, key "limited" has 100000 tokens per minute. mutate may change the config before
-// it is compiled; reservation ids are res-1, res-2, ...
-func NewWithBudget(t testing.TB, l budget.Ledger, mutate func(*policy.Config)) *Fixture {
+// it is compiled; reservation ids are res-1, res-2, ... opts are added to Compile's options.
+func NewWithBudget(t testing.TB, l budget.Ledger, mutate func(*policy.Config), opts ...policy.CompileOption) *Fixture {
 	t.Helper()
 	return build(t, func(cfg *policy.Config) {
 		cfg.Models[0].Pricing = &policy.PricingConfig{Input: "1", Output: "2"}
@@ -119,7 +119,7 @@ func NewWithBudget(t testing.TB, l budget.Ledger, mutate func(*policy.Config)) *
 		if mutate != nil {
 			mutate(cfg)
 		}
-	}, []policy.CompileOption{policy.WithLedger(l), policy.WithIDs(sequence("res-"))})
+	}, append([]policy.CompileOption{policy.WithLedger(l), policy.WithIDs(sequence("res-"))}, opts...))
 }
 
 // sequence returns an id source prefix-1, prefix-2, ...

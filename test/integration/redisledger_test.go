@@ -25,17 +25,17 @@ func TestRedisLedgerConformance(t *testing.T) {
 	t.Run("Node", func(t *testing.T) {
 		srv := testutil.StartRedis(t)
 		client := newClient(t, srv.Addr())
-		budgettest.Run(t, func(t *testing.T) budget.Ledger {
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout))
+		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
 		})
 	})
 	t.Run("NodeWithKeyPrefix", func(t *testing.T) {
 		srv := testutil.StartRedis(t)
 		client := newClient(t, srv.Addr())
 		n := 0
-		budgettest.Run(t, func(t *testing.T) budget.Ledger {
+		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
 			n++
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout),
+			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now),
 				redisledger.WithKeyPrefix("it"+strconv.Itoa(n)+":"))
 		})
 	})
@@ -48,8 +48,8 @@ func TestRedisLedgerConformance(t *testing.T) {
 		err := client.Eval(ctx, "return redis.call('GET', KEYS[2])", []string{"{a}1", "{b}2"}).Err()
 		require.ErrorContains(t, err, "CROSSSLOT", "the server enforces cluster key rules")
 		require.NoError(t, redisledger.New(client).LoadScripts(ctx), "SCRIPT LOAD on every primary")
-		budgettest.Run(t, func(t *testing.T) budget.Ledger {
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout))
+		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
+			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
 		})
 	})
 }
@@ -449,23 +449,34 @@ func TestRedisLedgerRepeatedKey(t *testing.T) {
 }
 
 // TestRedisLedgerStaleHoldsDropped lets many holds expire; Balances stops counting them at
-// once, and the next Reserve on the counter removes every trace of them.
+// once, and the next Reserve on the counter removes every trace of them. Time is a test
+// clock, so a slow machine cannot let holds expire early (it once did: 100 reserves took
+// longer than their 100 ms hold under load).
 func TestRedisLedgerStaleHoldsDropped(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	r := raw(t, srv)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	clk := budgettest.NewClock()
+	l := redisledger.New(newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(clk.Now))
 	ctx := context.Background()
 	k := budgettest.Prefix() + "c"
 	items := budgettest.Items([]string{k}, 1000, 3)
 	for i := range 100 {
-		denied, err := l.Reserve(ctx, "stale-"+strconv.Itoa(i), items, 100*time.Millisecond)
+		denied, err := l.Reserve(ctx, "stale-"+strconv.Itoa(i), items, time.Minute)
 		require.NoError(t, err)
 		require.Equal(t, -1, denied)
 	}
 	require.EqualValues(t, 100, r.ZCard(ctx, k+":x").Val())
-	time.Sleep(300 * time.Millisecond)
-
 	b, err := l.Balances(ctx, []string{k})
+	require.NoError(t, err)
+	require.Equal(t, []budget.Balance{{Reserved: 300}}, b)
+
+	clk.Advance(time.Minute - time.Millisecond)
+	b, err = l.Balances(ctx, []string{k})
+	require.NoError(t, err)
+	require.Equal(t, []budget.Balance{{Reserved: 300}}, b, "held until the deadline")
+
+	clk.Advance(time.Millisecond)
+	b, err = l.Balances(ctx, []string{k})
 	require.NoError(t, err)
 	require.Equal(t, []budget.Balance{{}}, b, "expired holds are not reported")
 	require.Equal(t, "300", r.HGet(ctx, k, "r").Val(), "though still stored until the next write")

@@ -5,8 +5,10 @@
 // serve every subtest and every run without flushing in between. All keys of one prefix
 // share the Redis Cluster hash tag "{t:<random>}", as keys built by budget.Plan do.
 //
-// The suite waits in real time (a 300 ms hold, then a 500 ms sleep) where expiry is the
-// point, but it never asserts how long anything took.
+// Time is a Clock per subtest, handed to the ledger: where expiry is the point the suite
+// advances it instead of sleeping, so no result depends on how fast the machine is. The
+// clock starts at the real time and only moves forward, because a Redis server still
+// expires keys on its own clock.
 package budgettest
 
 import (
@@ -25,14 +27,38 @@ import (
 )
 
 // ShortHold is the hold used where the suite lets a reservation expire; ExpiryWait is how
-// long it then sleeps. The margin covers clock granularity and a store's lazy expiry.
+// far it then advances the clock.
 const (
-	ShortHold  = 300 * time.Millisecond
-	ExpiryWait = 500 * time.Millisecond
+	ShortHold  = time.Minute
+	ExpiryWait = ShortHold + time.Second
 )
 
 // LongHold is the hold of every reservation the suite does not let expire.
-const LongHold = time.Minute
+const LongHold = 10 * time.Minute
+
+// Clock is a settable clock, safe for concurrent use. It has millisecond resolution, like
+// the Redis ledger's scripts.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock set to the current time.
+func NewClock() *Clock { return &Clock{t: time.Now().Truncate(time.Millisecond)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // Prefix returns a counter-key prefix no other call returns (in this process or any other):
 // "tg:{t:bt-<16 hex>}:". Keys under it share one Redis Cluster slot.
@@ -61,10 +87,10 @@ func random() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Items builds one item per key, all with the same limit and amount. Counters expire an hour
-// from now, so a shared store cleans up after the suite.
+// Items builds one item per key, all with the same limit and amount. Counters expire two
+// hours from now, so a shared store cleans up after the suite.
 func Items(keys []string, limit, amount int64) []budget.Item {
-	exp := time.Now().Add(time.Hour)
+	exp := time.Now().Add(2 * time.Hour)
 	items := make([]budget.Item, len(keys))
 	for i, k := range keys {
 		items[i] = budget.Item{Key: k, Limit: limit, Amount: amount, Expires: exp}
@@ -73,12 +99,12 @@ func Items(keys []string, limit, amount int64) []budget.Item {
 }
 
 // Run runs the conformance subtests. newLedger is called once per subtest and returns a
-// ledger ready for use; it registers its own cleanup with t.Cleanup. Ledgers returned for
-// different subtests may share one store.
-func Run(t *testing.T, newLedger func(t *testing.T) budget.Ledger) {
+// ledger ready for use that takes its time from now; it registers its own cleanup with
+// t.Cleanup. Ledgers returned for different subtests may share one store.
+func Run(t *testing.T, newLedger func(t *testing.T, now func() time.Time) budget.Ledger) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, l budget.Ledger)
+		run  func(t *testing.T, l budget.Ledger, clk *Clock)
 	}{
 		{"BasicReserveSettle", testBasic},
 		{"BalancesOfUnknownKeys", testUnknownKeys},
@@ -95,10 +121,16 @@ func Run(t *testing.T, newLedger func(t *testing.T) budget.Ledger) {
 		{"ExpiredHoldDoesNotBlock", testExpiredHoldDoesNotBlock},
 		{"Concurrent", testConcurrent},
 		{"InvalidArguments", testInvalid},
+		{"ExtendKeepsHold", testExtendKeepsHold},
+		{"ExtendKeepsCounterAlive", testExtendKeepsCounter},
+		{"ExtendNeverShortens", testExtendNeverShortens},
+		{"ExtendWithoutHold", testExtendWithoutHold},
+		{"ExtendInvalidArguments", testExtendInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(t, newLedger(t))
+			clk := NewClock()
+			tc.run(t, newLedger(t, clk.Now), clk)
 		})
 	}
 }
@@ -126,7 +158,7 @@ func settle(t *testing.T, l budget.Ledger, id string, items []budget.Item, actua
 	require.NoError(t, l.Settle(context.Background(), id, items, actual))
 }
 
-func testBasic(t *testing.T, l budget.Ledger) {
+func testBasic(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 30)
 	id := ID()
@@ -142,7 +174,7 @@ func testBasic(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 20}, {Used: 25}}, balances(t, l, ks...))
 }
 
-func testUnknownKeys(t *testing.T, l budget.Ledger) {
+func testUnknownKeys(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 3)
 	require.Equal(t, []budget.Balance{{}, {}, {}}, balances(t, l, ks...))
 	b, err := l.Balances(context.Background(), nil)
@@ -150,14 +182,14 @@ func testUnknownKeys(t *testing.T, l budget.Ledger) {
 	require.Empty(t, b)
 }
 
-func testEmpty(t *testing.T, l budget.Ledger) {
+func testEmpty(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A request under no limit plans no items; the ledger accepts that trivially.
 	id := ID()
 	require.Equal(t, -1, reserve(t, l, id, nil, LongHold))
 	settle(t, l, id, nil)
 }
 
-func testLifetime(t *testing.T, l budget.Ledger) {
+func testLifetime(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A zero Expires is a counter that never expires (usd_lifetime).
 	ks := Keys(Prefix(), 1)
 	items := []budget.Item{{Key: ks[0], Limit: 50, Amount: 50}}
@@ -169,12 +201,12 @@ func testLifetime(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), items, LongHold))
 }
 
-func testAllOrNothing(t *testing.T, l budget.Ledger) {
+func testAllOrNothing(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 3)
 	items := []budget.Item{
-		{Key: ks[0], Limit: 100, Amount: 10, Expires: time.Now().Add(time.Hour)},
-		{Key: ks[1], Limit: 5, Amount: 10, Expires: time.Now().Add(time.Hour)},
-		{Key: ks[2], Limit: 100, Amount: 10, Expires: time.Now().Add(time.Hour)},
+		{Key: ks[0], Limit: 100, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
+		{Key: ks[1], Limit: 5, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
+		{Key: ks[2], Limit: 100, Amount: 10, Expires: time.Now().Add(2 * time.Hour)},
 	}
 	require.Equal(t, 1, reserve(t, l, ID(), items, LongHold))
 	require.Equal(t, []budget.Balance{{}, {}, {}}, balances(t, l, ks...), "no item of a denied reservation is held")
@@ -192,7 +224,7 @@ func testAllOrNothing(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Reserved: 10}, {Reserved: 10}, {Reserved: 10}}, balances(t, l, ks...))
 }
 
-func testExactLimit(t *testing.T, l budget.Ledger) {
+func testExactLimit(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 1)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 60), LongHold))
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 40), LongHold), "Used+Reserved+Amount == Limit fits")
@@ -205,7 +237,7 @@ func testExactLimit(t *testing.T, l budget.Ledger) {
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold))
 }
 
-func testSettleIdempotent(t *testing.T, l budget.Ledger) {
+func testSettleIdempotent(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 40)
 	id := ID()
@@ -216,7 +248,7 @@ func testSettleIdempotent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 30}, {Used: 35}}, balances(t, l, ks...))
 }
 
-func testReserveIdempotent(t *testing.T, l budget.Ledger) {
+func testReserveIdempotent(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A caller that retries Reserve after a lost reply must not hold twice.
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 60)
@@ -228,7 +260,7 @@ func testReserveIdempotent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 60}}, balances(t, l, ks...))
 }
 
-func testSettleBelow(t *testing.T, l budget.Ledger) {
+func testSettleBelow(t *testing.T, l budget.Ledger, _ *Clock) {
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 80)
 	id := ID()
@@ -239,7 +271,7 @@ func testSettleBelow(t *testing.T, l budget.Ledger) {
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 70), LongHold), "the unused 50 was released")
 }
 
-func testSettleAbove(t *testing.T, l budget.Ledger) {
+func testSettleAbove(t *testing.T, l budget.Ledger, _ *Clock) {
 	// The provider may bill more than the estimate; the ledger records it rather than hide it,
 	// and the counter then refuses everything until its window ends.
 	ks := Keys(Prefix(), 2)
@@ -252,7 +284,7 @@ func testSettleAbove(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 1), LongHold))
 }
 
-func testSettleWithoutReserve(t *testing.T, l budget.Ledger) {
+func testSettleWithoutReserve(t *testing.T, l budget.Ledger, _ *Clock) {
 	// A settle for an id the ledger does not hold (never reserved, or dropped) still records
 	// the usage: money spent is never forgotten.
 	ks := Keys(Prefix(), 1)
@@ -264,12 +296,12 @@ func testSettleWithoutReserve(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 25, Reserved: 10}}, balances(t, l, ks...))
 }
 
-func testSettleAfterExpiry(t *testing.T, l budget.Ledger) {
+func testSettleAfterExpiry(t *testing.T, l budget.Ledger, clk *Clock) {
 	ks := Keys(Prefix(), 1)
 	items := Items(ks, 100, 50)
 	late := ID()
 	require.Equal(t, -1, reserve(t, l, late, items, ShortHold))
-	time.Sleep(ExpiryWait)
+	clk.Advance(ExpiryWait)
 
 	// A new hold on the same counter; then the late settle must add its actual without
 	// releasing the expired 50 a second time (which would eat into the new hold).
@@ -283,16 +315,16 @@ func testSettleAfterExpiry(t *testing.T, l budget.Ledger) {
 	require.Equal(t, []budget.Balance{{Used: 50}}, balances(t, l, ks...))
 }
 
-func testExpiredHoldDoesNotBlock(t *testing.T, l budget.Ledger) {
+func testExpiredHoldDoesNotBlock(t *testing.T, l budget.Ledger, clk *Clock) {
 	ks := Keys(Prefix(), 2)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), ShortHold))
 	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 1), LongHold))
-	time.Sleep(ExpiryWait)
+	clk.Advance(ExpiryWait)
 	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold))
 	require.Equal(t, []budget.Balance{{Reserved: 100}, {Reserved: 100}}, balances(t, l, ks...))
 }
 
-func testConcurrent(t *testing.T, l budget.Ledger) {
+func testConcurrent(t *testing.T, l budget.Ledger, _ *Clock) {
 	const workers, cost, limit = 50, 10, 100
 	ks := Keys(Prefix(), 3)
 	items := Items(ks, limit, cost)
@@ -346,7 +378,7 @@ func testConcurrent(t *testing.T, l budget.Ledger) {
 	require.Equal(t, 0, reserve(t, l, ID(), items, LongHold))
 }
 
-func testInvalid(t *testing.T, l budget.Ledger) {
+func testInvalid(t *testing.T, l budget.Ledger, _ *Clock) {
 	ctx := context.Background()
 	ks := Keys(Prefix(), 2)
 	items := Items(ks, 100, 10)
@@ -370,4 +402,103 @@ func testInvalid(t *testing.T, l budget.Ledger) {
 	// The reservation is still intact and settles normally.
 	settle(t, l, id, items, 5, 6)
 	require.Equal(t, []budget.Balance{{Used: 5}, {Used: 6}}, balances(t, l, ks...))
+}
+
+// extend extends and fails the test on error; it returns whether id was held. Every ledger
+// of the suite must implement budget.Extender.
+func extend(t *testing.T, l budget.Ledger, id string, items []budget.Item, hold time.Duration) bool {
+	t.Helper()
+	ext, ok := l.(budget.Extender)
+	require.True(t, ok, "%T does not implement budget.Extender", l)
+	held, err := ext.Extend(context.Background(), id, items, hold)
+	require.NoError(t, err)
+	return held
+}
+
+func testExtendKeepsHold(t *testing.T, l budget.Ledger, clk *Clock) {
+	// A stream longer than the hold keeps its reservation by extending it in time.
+	ks := Keys(Prefix(), 2)
+	items := Items(ks, 100, 60)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	for range 4 { // four extensions: well past the first deadline
+		clk.Advance(ShortHold / 2)
+		require.True(t, extend(t, l, id, items, ShortHold))
+	}
+	clk.Advance(ShortHold - time.Second)
+	require.Equal(t, []budget.Balance{{Reserved: 60}, {Reserved: 60}}, balances(t, l, ks...))
+	require.Equal(t, 0, reserve(t, l, ID(), Items(ks, 100, 41), LongHold), "the extended hold still counts")
+
+	// Settling releases it as usual.
+	settle(t, l, id, items, 10, 20)
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+	require.False(t, extend(t, l, id, items, ShortHold), "a settled reservation is not held")
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+
+	// Without extensions a hold ends one hold after the last one.
+	id = ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold / 2)
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold)
+	require.Equal(t, []budget.Balance{{Used: 10}, {Used: 20}}, balances(t, l, ks...))
+}
+
+func testExtendKeepsCounter(t *testing.T, l budget.Ledger, clk *Clock) {
+	// A counter whose window ends while a hold on it is extended lives as long as the hold.
+	ks := Keys(Prefix(), 1)
+	items := []budget.Item{{Key: ks[0], Limit: 100, Amount: 70, Expires: clk.Now().Add(ShortHold / 2)}}
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold * 3 / 4)
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ShortHold / 2) // past the window and the first deadline
+	require.Equal(t, []budget.Balance{{Reserved: 70}}, balances(t, l, ks...))
+	settle(t, l, id, items, 70)
+	require.Equal(t, []budget.Balance{{Used: 70}}, balances(t, l, ks...))
+}
+
+func testExtendNeverShortens(t *testing.T, l budget.Ledger, clk *Clock) {
+	ks := Keys(Prefix(), 1)
+	items := Items(ks, 100, 30)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, LongHold))
+	require.True(t, extend(t, l, id, items, ShortHold))
+	clk.Advance(ExpiryWait)
+	require.Equal(t, []budget.Balance{{Reserved: 30}}, balances(t, l, ks...))
+}
+
+func testExtendWithoutHold(t *testing.T, l budget.Ledger, clk *Clock) {
+	ks := Keys(Prefix(), 2)
+	items := Items(ks, 100, 50)
+	require.False(t, extend(t, l, ID(), items, LongHold), "never reserved")
+	require.Equal(t, []budget.Balance{{}, {}}, balances(t, l, ks...))
+
+	// An expired hold is not revived, even before anything else touched its counters.
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, ShortHold))
+	clk.Advance(ExpiryWait)
+	require.False(t, extend(t, l, id, items, LongHold))
+	require.Equal(t, []budget.Balance{{}, {}}, balances(t, l, ks...))
+	require.Equal(t, -1, reserve(t, l, ID(), Items(ks, 100, 100), LongHold), "the expired 50 is free")
+
+	// A denied reservation holds nothing to extend.
+	id = ID()
+	require.Equal(t, 0, reserve(t, l, id, Items(ks, 100, 1), LongHold))
+	require.False(t, extend(t, l, id, items, LongHold))
+}
+
+func testExtendInvalid(t *testing.T, l budget.Ledger, _ *Clock) {
+	ext, ok := l.(budget.Extender)
+	require.True(t, ok, "%T does not implement budget.Extender", l)
+	ctx := context.Background()
+	ks := Keys(Prefix(), 1)
+	items := Items(ks, 100, 10)
+	id := ID()
+	require.Equal(t, -1, reserve(t, l, id, items, LongHold))
+	_, err := ext.Extend(ctx, "", items, LongHold)
+	require.ErrorIs(t, err, budget.ErrInvalidArgument, "empty id")
+	_, err = ext.Extend(ctx, id, items, 0)
+	require.ErrorIs(t, err, budget.ErrInvalidArgument, "zero hold")
+	require.Equal(t, []budget.Balance{{Reserved: 10}}, balances(t, l, ks...))
 }

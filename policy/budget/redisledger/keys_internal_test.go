@@ -69,12 +69,16 @@ func TestExpiresMs(t *testing.T) {
 // TestScriptsConvention pins the ARGV layout the Go side builds against the scripts' text,
 // so a change on one side without the other fails here rather than in production.
 func TestScriptsConvention(t *testing.T) {
-	require.Contains(t, reserveLua, "ARGV[3 * i]")     // limit
-	require.Contains(t, reserveLua, "ARGV[3 * i + 1]") // amount
-	require.Contains(t, reserveLua, "ARGV[3 * i + 2]") // expires
-	require.Contains(t, settleLua, "ARGV[2 * i + 1]")  // actual
-	require.Contains(t, settleLua, "ARGV[2 * i + 2]")  // expires
+	require.Contains(t, reserveLua, "ARGV[3 * i]")       // limit
+	require.Contains(t, reserveLua, "ARGV[3 * i + 1]")   // amount
+	require.Contains(t, reserveLua, "ARGV[3 * i + 2]")   // expires
+	require.Contains(t, settleLua, "ARGV[2 * i + 1]")    // actual
+	require.Contains(t, settleLua, "ARGV[2 * i + 2]")    // expires
+	require.Contains(t, expireLua, "ARGV[#ARGV]")        // the clock, last
+	require.Contains(t, balanceLua, "tonumber(ARGV[1])") // the clock, alone
 	require.Contains(t, reserveLua, "KEYS[#KEYS]")
 	require.Contains(t, settleLua, "KEYS[#KEYS]")
+	require.Contains(t, extendLua, "ARGV[2 + i]") // expires
+	require.Contains(t, extendLua, "KEYS[#KEYS]")
 	require.NotEqual(t, reserveScript.Hash(), settleScript.Hash())
 }

@@ -58,9 +58,14 @@ type Ledger struct {
 	// sameTag requires every key of a call to carry the same hash tag: set for Redis Cluster,
 	// where anything else would be refused with CROSSSLOT, which looks like an outage.
 	sameTag bool
+	// now replaces the server's clock in the scripts when set (WithClock); nil in production.
+	now func() time.Time
 }
 
-var _ budget.Ledger = (*Ledger)(nil)
+var (
+	_ budget.Ledger   = (*Ledger)(nil)
+	_ budget.Extender = (*Ledger)(nil)
+)
 
 // Option configures a Ledger.
 type Option func(*Ledger)
@@ -80,6 +85,13 @@ func WithKeyPrefix(p string) Option { return func(l *Ledger) { l.prefix = p } }
 // unset, or under a second). It must exceed the longest time a Settle may be repeated after
 // the first, and a Reserve after its Settle.
 func WithSettledTTL(d time.Duration) Option { return func(l *Ledger) { l.settledTTL = d } }
+
+// WithClock makes the scripts use now instead of the Redis server's clock (TIME) to decide
+// hold deadlines and expiry. It is for tests, which then advance a fake clock instead of
+// sleeping; production leaves it unset, so that replicas with skewed clocks agree. Redis key
+// TTLs still run on the server's clock, so a test clock should start at the real time and
+// only move forward.
+func WithClock(now func() time.Time) Option { return func(l *Ledger) { l.now = now } }
 
 // New returns a Ledger that uses client, which may be a *redis.Client (single node, or a
 // failover client) or a *redis.ClusterClient. It does not contact Redis.
@@ -107,7 +119,7 @@ func New(client redis.UniversalClient, opts ...Option) *Ledger {
 func (l *Ledger) LoadScripts(ctx context.Context) error {
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
-	for _, s := range []*redis.Script{reserveScript, settleScript, balanceScript} {
+	for _, s := range []*redis.Script{reserveScript, settleScript, extendScript, balanceScript} {
 		if err := s.Load(ctx, l.client).Err(); err != nil {
 			return unavailable("load scripts", err)
 		}
@@ -136,12 +148,13 @@ func (l *Ledger) Reserve(ctx context.Context, id string, items []budget.Item, ho
 	// Sub-millisecond holds round up, so a positive hold never expires on arrival.
 	holdMs := int64((hold + time.Millisecond - 1) / time.Millisecond)
 	keys := l.keys(id, items)
-	args := make([]any, 0, 2+3*len(items))
+	args := make([]any, 0, 3+3*len(items))
 	args = append(args, id, strconv.FormatInt(holdMs, 10))
 	for i := range items {
 		args = append(args, strconv.FormatInt(clampLimit(items[i].Limit), 10),
 			strconv.FormatInt(items[i].Amount, 10), expiresMs(items[i].Expires))
 	}
+	args = append(args, l.clock())
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
 	res, err := reserveScript.Run(ctx, l.client, keys, args...).Int64()
@@ -175,11 +188,12 @@ func (l *Ledger) Settle(ctx context.Context, id string, items []budget.Item, act
 		return nil
 	}
 	keys := l.keys(id, items)
-	args := make([]any, 0, 2+2*len(items))
+	args := make([]any, 0, 3+2*len(items))
 	args = append(args, id, strconv.FormatInt(l.settledTTL.Milliseconds(), 10))
 	for i := range items {
 		args = append(args, strconv.FormatInt(actual[i], 10), expiresMs(items[i].Expires))
 	}
+	args = append(args, l.clock())
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
 	res, err := settleScript.Run(ctx, l.client, keys, args...).Int64()
@@ -190,6 +204,38 @@ func (l *Ledger) Settle(ctx context.Context, id string, items []budget.Item, act
 		return unavailable("settle", fmt.Errorf("unexpected reply %d", res))
 	}
 	return nil
+}
+
+// Extend implements budget.Extender in one EVALSHA. Deadlines are on the server's clock, like
+// Reserve's.
+func (l *Ledger) Extend(ctx context.Context, id string, items []budget.Item, hold time.Duration) (bool, error) {
+	if err := l.check(id, items); err != nil {
+		return false, err
+	}
+	if hold <= 0 {
+		return false, invalid("hold must be positive")
+	}
+	if len(items) == 0 {
+		return false, nil
+	}
+	holdMs := int64((hold + time.Millisecond - 1) / time.Millisecond)
+	keys := l.keys(id, items)
+	args := make([]any, 0, 3+len(items))
+	args = append(args, id, strconv.FormatInt(holdMs, 10))
+	for i := range items {
+		args = append(args, expiresMs(items[i].Expires))
+	}
+	args = append(args, l.clock())
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	res, err := extendScript.Run(ctx, l.client, keys, args...).Int64()
+	if err != nil {
+		return false, unavailable("extend", err)
+	}
+	if res != 0 && res != 1 {
+		return false, unavailable("extend", fmt.Errorf("unexpected reply %d", res))
+	}
+	return res == 1, nil
 }
 
 // Balances implements budget.Ledger with one pipeline of read-only scripts (EVALSHA_RO),
@@ -209,14 +255,15 @@ func (l *Ledger) Balances(ctx context.Context, keys []string) ([]budget.Balance,
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
 	cmds := make([]*redis.Cmd, len(keys))
+	clock := l.clock()
 	run := func(idx []int, eval bool) error {
 		_, err := l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range idx {
 				ks := []string{l.prefix + keys[i], l.prefix + keys[i] + holdSetSuffix}
 				if eval {
-					cmds[i] = balanceScript.EvalRO(ctx, p, ks)
+					cmds[i] = balanceScript.EvalRO(ctx, p, ks, clock)
 				} else {
-					cmds[i] = balanceScript.EvalShaRO(ctx, p, ks)
+					cmds[i] = balanceScript.EvalShaRO(ctx, p, ks, clock)
 				}
 			}
 			return nil
@@ -284,6 +331,15 @@ func (l *Ledger) keys(id string, items []budget.Item) []string {
 		keys = append(keys, k, k+holdSetSuffix)
 	}
 	return append(keys, settledKey(keys[0], id))
+}
+
+// clock is the scripts' clock argument: "0" for the server's clock, else WithClock's time in
+// unix ms.
+func (l *Ledger) clock() string {
+	if l.now == nil {
+		return "0"
+	}
+	return strconv.FormatInt(max(l.now().UnixMilli(), 1), 10)
 }
 
 func (l *Ledger) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -91,6 +91,13 @@ func TestInvalidArgumentsNeverReachRedis(t *testing.T) {
 			_, err := l.Reserve(ctx, "id", []budget.Item{{Limit: 1, Amount: 1}}, time.Minute)
 			return err
 		}},
+		{"extend empty id", func() error { _, err := l.Extend(ctx, "", item(1), time.Minute); return err }},
+		{"extend long id", func() error { _, err := l.Extend(ctx, long, item(1), time.Minute); return err }},
+		{"extend zero hold", func() error { _, err := l.Extend(ctx, "id", item(1), 0); return err }},
+		{"extend empty key", func() error {
+			_, err := l.Extend(ctx, "id", []budget.Item{{Limit: 1, Amount: 1}}, time.Minute)
+			return err
+		}},
 		{"settle empty id", func() error { return l.Settle(ctx, "", item(1), []int64{1}) }},
 		{"settle short actuals", func() error { return l.Settle(ctx, "id", item(1), nil) }},
 		{"settle long actuals", func() error { return l.Settle(ctx, "id", item(1), []int64{1, 2}) }},

@@ -7,7 +7,8 @@ import "github.com/redis/go-redis/v9"
 // share a slot):
 //
 //	KEYS[2i-1], KEYS[2i]  the counter HASH and its hold ZSET for item i (1-based)
-//	KEYS[2n+1]            the reservation's settled marker (Reserve and Settle)
+//	KEYS[2n+1]            the reservation's settled marker (Reserve, Settle and Extend)
+//	ARGV[#ARGV]           the clock: "0" for the server's (TIME), else unix ms (WithClock)
 //
 // Numbers travel as decimal strings. Lua 5.1 numbers are doubles, so Go bounds every amount
 // and limit to MaxAmount (2^53-1), where doubles are exact; writes use HINCRBY with the
@@ -17,7 +18,8 @@ import "github.com/redis/go-redis/v9"
 //
 // Time is the server's (TIME), so every replica agrees on when a hold expires whatever its
 // own clock says. Redis 7 replicates a script's effects, not the script, so TIME before a
-// write is allowed.
+// write is allowed. Tests replace it with their own clock through the last ARGV (WithClock),
+// so expiry can be tested without sleeping.
 
 // expireLua is shared by the write scripts. expire(k, x, before, exp, floor) gives counter k
 // the later of its expiry and exp (unix ms; 0 means never: lifetime counters), where before
@@ -43,13 +45,15 @@ local function expire(k, x, before, exp, floor)
   return kt
 end
 local function nowms()
+  local c = ARGV[#ARGV]
+  if c ~= '0' then return tonumber(c) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `
 
 // reserveLua reserves id. ARGV: id, hold (ms), then limit, amount, expires (unix ms, 0 =
-// never) per item. It returns -1 when the reservation was made, the 0-based index of the
+// never) per item, then the clock. It returns -1 when the reservation was made, the 0-based index of the
 // first item that does not fit, or -2 when id was already settled (nothing changed).
 //
 // Per counter, first occurrence only: drop the holds whose deadline has passed (subtract
@@ -106,7 +110,7 @@ return -1
 `
 
 // settleLua settles id. ARGV: id, settled-marker TTL (ms), then actual, expires (unix ms, 0
-// = never) per item. It returns 1 when applied and 0 when id was settled before (a no-op).
+// = never) per item, then the clock. It returns 1 when applied and 0 when id was settled before (a no-op).
 //
 // Per item: release this id's hold if the counter still has it (subtract it from r, delete
 // the field, ZREM the id), then add actual to u. The marker is written last; the only errors
@@ -137,14 +141,49 @@ redis.call('SET', marker, '1', 'PX', ARGV[2])
 return 1
 `
 
+// extendLua extends id's hold. ARGV: id, hold (ms), then expires (unix ms, 0 = never) per
+// item, then the clock. It returns 1 when some counter still held id and 0 when none did
+// (never reserved, settled, or expired; nothing changed).
+//
+// Per counter, first occurrence only: a hold still in force (its deadline is in the future
+// and the counter has its field) gets the later of its deadline and now + hold, and the
+// counter (with its hold set) lives at least that long. A hold whose deadline has passed is
+// left for the next Reserve to drop, never revived.
+const extendLua = expireLua + `
+local n = (#KEYS - 1) / 2
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then return 0 end
+local now = nowms()
+local id = ARGV[1]
+local field = 'h:' .. id
+local deadline = now + tonumber(ARGV[2])
+local seen, found = {}, 0
+for i = 1, n do
+  local k, x = KEYS[2 * i - 1], KEYS[2 * i]
+  if not seen[k] then
+    seen[k] = true
+    local score = tonumber(redis.call('ZSCORE', x, id))
+    if score and score > now and redis.call('HEXISTS', k, field) == 1 then
+      found = 1
+      if score < deadline then redis.call('ZADD', x, deadline, id) end
+      expire(k, x, redis.call('PEXPIRETIME', k), tonumber(ARGV[2 + i]), deadline)
+    end
+  end
+end
+return found
+`
+
 // balanceLua reads one counter without writing (EVALSHA_RO): KEYS[1] the counter HASH,
-// KEYS[2] its hold ZSET. It returns {u, r} where r leaves out holds whose deadline has
-// passed but that no write has dropped yet, so reports match what Reserve would see.
+// KEYS[2] its hold ZSET, ARGV[1] the clock. It returns {u, r} where r leaves out holds whose
+// deadline has passed but that no write has dropped yet, so reports match what Reserve
+// would see.
 const balanceLua = `
 local v = redis.call('HMGET', KEYS[1], 'u', 'r')
 local u, r = v[1] or '0', v[2] or '0'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 if #stale == 0 then return {u, r} end
 local live = tonumber(r)
@@ -158,5 +197,6 @@ return {u, string.format('%d', live)}
 var (
 	reserveScript = redis.NewScript(reserveLua)
 	settleScript  = redis.NewScript(settleLua)
+	extendScript  = redis.NewScript(extendLua)
 	balanceScript = redis.NewScript(balanceLua)
 )
