@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,12 +35,15 @@ var (
 // pipe). With a checkpoint key it writes a signed checkpoint at Close, so a
 // captured stream can be verified like a file.
 type WriterSink struct {
-	mu     sync.Mutex
-	w      io.Writer
-	key    ed25519.PrivateKey
-	now    func() time.Time
-	tail   tail
-	closed bool
+	mu      sync.Mutex
+	w       io.Writer
+	key     ed25519.PrivateKey
+	now     func() time.Time
+	tail    tail
+	closed  bool
+	lastErr error
+
+	delivered, failed atomic.Uint64
 }
 
 // NewWriterSink returns a sink writing to w. checkpointKey may be nil (no
@@ -56,6 +60,7 @@ func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.failed.Add(uint64(len(batch)))
 		return ErrClosed
 	}
 	var n int
@@ -70,12 +75,25 @@ func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
 		buf = append(buf, r...)
 	}
 	if _, err := s.w.Write(buf); err != nil {
-		return fmt.Errorf("audit writer sink: %w", err)
+		s.failed.Add(uint64(len(batch)))
+		s.lastErr = fmt.Errorf("audit writer sink: %w", err)
+		return s.lastErr
 	}
+	s.lastErr = nil
 	for _, r := range batch {
 		s.tail.add(r)
 	}
+	s.delivered.Add(uint64(len(batch)))
 	return nil
+}
+
+// SinkStats returns the sink's counters: records written (delivered) and
+// records in failed writes (failed).
+func (s *WriterSink) SinkStats() SinkStats {
+	s.mu.Lock()
+	healthy := !s.closed && s.lastErr == nil
+	s.mu.Unlock()
+	return SinkStats{Type: "writer", Healthy: healthy, Delivered: s.delivered.Load(), Failed: s.failed.Load()}
 }
 
 // Close writes the checkpoint (when a key was given and records were written)
@@ -91,7 +109,7 @@ func (s *WriterSink) Close() error {
 		if _, err := s.w.Write(cp); err != nil {
 			return fmt.Errorf("audit writer sink: checkpoint: %w", err)
 		}
-		s.tail.count = 0
+		s.tail.reset()
 	}
 	return nil
 }
@@ -99,9 +117,10 @@ func (s *WriterSink) Close() error {
 // tail tracks the chain position of the records written to one file or
 // stream since its last checkpoint.
 type tail struct {
-	seq   uint64
-	mac   [macHexLen]byte
-	count uint64
+	seq    uint64
+	mac    [macHexLen]byte
+	count  uint64
+	gapped bool // a gap record was written since the last checkpoint
 }
 
 // add records rec as written. It reports false for a record without chain
@@ -117,11 +136,21 @@ func (t *tail) add(rec []byte) bool {
 	return true
 }
 
-// checkpoint returns the signed checkpoint for the records since the last
-// one, or nil when there is no key or nothing to cover. The caller resets
-// count once the checkpoint is written.
+// skip moves the position past a gap record ending at seq with mac.
+func (t *tail) skip(seq uint64, mac string) {
+	t.seq = seq
+	copy(t.mac[:], mac)
+	t.gapped = true
+}
+
+// reset starts counting again after a checkpoint was written.
+func (t *tail) reset() { t.count, t.gapped = 0, false }
+
+// checkpoint returns the signed checkpoint for the records (and gap) since
+// the last one, or nil when there is no key or nothing to cover. The caller
+// calls reset once the checkpoint is written.
 func (t *tail) checkpoint(key ed25519.PrivateKey, now time.Time) []byte {
-	if len(key) != ed25519.PrivateKeySize || t.count == 0 {
+	if len(key) != ed25519.PrivateKeySize || (t.count == 0 && !t.gapped) {
 		return nil
 	}
 	return signCheckpoint(key, t.seq, string(t.mac[:]), t.count, now)
