@@ -39,6 +39,7 @@ type gateway struct {
 	ready   atomic.Bool
 	reloads atomic.Int64 // successful reloads
 	failed  atomic.Int64 // refused reloads (the last good config kept serving)
+	audit   *auditHealth // set before the admin listener serves; nil when audit is off
 }
 
 // Snapshot implements extproc.Source.
@@ -203,6 +204,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	g.audit = auditHealthOf(auditCfg)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -289,13 +291,14 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("content-type", "application/json")
-		if !g.ready.Load() || g.Snapshot() == nil {
+		auditReady, auditJSON := g.audit.readyz() // with fail_closed, an unwritable trail refuses requests
+		if !g.ready.Load() || g.Snapshot() == nil || !auditReady {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"ready":false}`+"\n")
+			_, _ = io.WriteString(w, `{"ready":false`+auditJSON+"}\n")
 			return
 		}
-		fmt.Fprintf(w, `{"ready":true,"keys":%d,"config_reloads":%d,"config_reload_failures":%d}`+"\n",
-			g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load())
+		fmt.Fprintf(w, `{"ready":true,"keys":%d,"config_reloads":%d,"config_reload_failures":%d%s}`+"\n",
+			g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load(), auditJSON)
 	})
 	return mux
 }
