@@ -144,3 +144,34 @@ func TestFileSinkDiskFullAtClose(t *testing.T) {
 	require.Len(t, rep.Unclosed, 1)
 	require.Equal(t, 2, rep.Segments)
 }
+
+// TestFileSinkHealthyDoesNotWaitForTheDisk: Healthy is asked on every request
+// in fail-closed mode, so it must answer while a write is stuck (a slow disk,
+// a long fsync) instead of queueing behind it.
+func TestFileSinkHealthyDoesNotWaitForTheDisk(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	fs, err := audit.NewFileSink(audit.FileSinkConfig{Path: path, Fsync: audit.FsyncNever, CheckpointKey: ckPriv})
+	require.NoError(t, err)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	audit.SetFileSinkWrite(fs, func(f *os.File, b []byte) (int, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return f.Write(b)
+	})
+	e := newEmitter(t, audit.EmitterConfig{}, fs)
+	ev := sampleEvent(0)
+	e.Emit(&ev)
+	<-entered
+	answered := make(chan bool)
+	go func() { answered <- fs.Healthy() && e.Healthy() }()
+	select {
+	case ok := <-answered:
+		require.True(t, ok)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Healthy waited for the stuck write")
+	}
+	close(release)
+	closeEmitter(t, e)
+}

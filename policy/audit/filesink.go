@@ -101,6 +101,9 @@ type FileSink struct {
 	anchored bool
 
 	delivered, failed atomic.Uint64
+	// unhealthy mirrors lastErr != nil || closed, so Healthy (asked on every
+	// request in fail-closed mode) never waits for a slow write or fsync.
+	unhealthy atomic.Bool
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -187,6 +190,7 @@ func (s *FileSink) Write(_ context.Context, batch [][]byte) error {
 		err = s.sync()
 	}
 	s.lastErr = err
+	s.unhealthy.Store(err != nil)
 	return err
 }
 
@@ -392,6 +396,7 @@ func (s *FileSink) syncLoop() {
 			s.mu.Lock()
 			if err := s.sync(); err != nil {
 				s.lastErr = err
+				s.unhealthy.Store(true)
 			}
 			s.mu.Unlock()
 		}
@@ -400,9 +405,7 @@ func (s *FileSink) syncLoop() {
 
 // Healthy reports whether the last write, rotation and fsync succeeded.
 func (s *FileSink) Healthy() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr == nil && !s.closed
+	return !s.unhealthy.Load()
 }
 
 // SinkStats returns the sink's counters: records written whole (delivered)
@@ -430,6 +433,7 @@ func (s *FileSink) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.unhealthy.Store(true)
 	err := s.finish()
 	if s.f != nil {
 		_ = s.f.Close()
