@@ -122,3 +122,21 @@ func TestWebhookErrorsNeverNameTheURL(t *testing.T) {
 	require.NotContains(t, err.Error(), plantedHookToken)
 	require.Equal(t, audit.SinkStats{Type: "webhook", Failed: 1}, ws.SinkStats())
 }
+
+// brokenPipe fails every write, like standard output whose reader went away.
+type brokenPipe struct{}
+
+func (brokenPipe) Write([]byte) (int, error) { return 0, errFlaky }
+
+func TestWriterSinkCountsFailedWrites(t *testing.T) {
+	t.Parallel()
+	e := newEmitter(t, audit.EmitterConfig{}, audit.NewWriterSink(brokenPipe{}, nil))
+	for i := range 2 {
+		ev := sampleEvent(i)
+		e.Emit(&ev)
+	}
+	require.Eventually(t, func() bool { return e.Stats().Written == 2 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, []audit.SinkStats{{Type: "writer", Failed: 2}}, e.SinkStats())
+	require.False(t, e.Healthy())
+	closeEmitter(t, e)
+}
