@@ -35,12 +35,12 @@ var (
 // pipe). With a checkpoint key it writes a signed checkpoint at Close, so a
 // captured stream can be verified like a file.
 type WriterSink struct {
-	mu      sync.Mutex
-	w       io.Writer
-	key     ed25519.PrivateKey
-	now     func() time.Time
-	tail    tail
-	closed  bool
+	mu     sync.Mutex
+	w      io.Writer
+	key    ed25519.PrivateKey
+	now    func() time.Time
+	tail   tail
+	closed bool
 
 	delivered, failed atomic.Uint64
 	unhealthy         atomic.Bool // the last write failed, or closed; read without the lock
