@@ -30,6 +30,12 @@ type AuditConfig struct {
 	FailClosed bool `mapstructure:"fail_closed"`
 	// QueueSize bounds events waiting for the sinks; beyond it events are dropped (counted).
 	QueueSize int `mapstructure:"queue_size"`
+	// QueueMaxBytes bounds the approximate bytes of the events waiting for the sinks (sealed
+	// content makes an event up to tens of MiB), and separately those in the webhook sink's
+	// queue; beyond it events are dropped (counted, logged, marked in the chain) and the trail
+	// reports unhealthy until it drains to half, so fail_closed refuses requests meanwhile.
+	// 0 means 64 MiB.
+	QueueMaxBytes int64 `mapstructure:"queue_max_bytes"`
 
 	Stdout  bool                `mapstructure:"stdout"`
 	File    *AuditFileConfig    `mapstructure:"file"`
@@ -81,6 +87,12 @@ func (a *AuditConfig) validate(add func(string, string, ...any)) {
 		}
 	}
 	ref("audit.chain_key", a.ChainKey, a.Enabled())
+	if a.QueueSize < 0 {
+		add("audit.queue_size", "must not be negative")
+	}
+	if a.QueueMaxBytes < 0 {
+		add("audit.queue_max_bytes", "must not be negative")
+	}
 	// The file sink signs a checkpoint at each rotation and at shutdown.
 	ref("audit.checkpoint_key", a.CheckpointKey, a.File != nil)
 	switch a.Content {

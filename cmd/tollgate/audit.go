@@ -16,7 +16,9 @@ import (
 const auditUsage = `usage: tollgate audit verify [--chain-key REF] [--checkpoint-pub FILE] FILE...
 
 Verifies a set of audit files (a rotated set may be given in any order) and
-prints the first edited, deleted, reordered or truncated record.
+prints every edited, deleted, reordered or truncated record it finds. Exits
+non-zero on any problem. A file still being written passes: its records not
+yet covered by a checkpoint are verified and reported as an "unsealed tail".
 
   --chain-key REF        the audit chain HMAC key: env:NAME or file:PATH
   --checkpoint-pub FILE  the checkpoint Ed25519 public key: PEM "PUBLIC KEY"

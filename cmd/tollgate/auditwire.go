@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -64,14 +65,21 @@ func openAudit(c policy.AuditConfig, dir string, stdout io.Writer, log *zap.Logg
 		return nil, nil, fmt.Errorf("audit.content: %w", err)
 	}
 
+	maxBytes := c.QueueMaxBytes
+	if maxBytes == 0 {
+		maxBytes = audit.DefaultQueueMaxBytes
+	}
+	alog := log.Named("audit")
+	loss := newLossLog(alog, auditLossLogEvery, time.Now)
 	var sinks []audit.Sink
+	var types []string // per sink, for logs
 	closeSinks := func() {
 		for _, s := range sinks {
 			_ = s.Close()
 		}
 	}
 	if c.Stdout {
-		sinks = append(sinks, audit.NewWriterSink(stdout, cpKey))
+		sinks, types = append(sinks, audit.NewWriterSink(stdout, cpKey)), append(types, "writer")
 	}
 	if c.File != nil {
 		path := c.File.Path
@@ -84,10 +92,12 @@ func openAudit(c policy.AuditConfig, dir string, stdout io.Writer, log *zap.Logg
 			closeSinks()
 			return nil, nil, fmt.Errorf("audit.file: %w", err)
 		}
-		sinks = append(sinks, fs)
+		sinks, types = append(sinks, fs), append(types, "file")
 	}
 	if c.Webhook != nil {
-		wc := audit.WebhookConfig{URL: c.Webhook.URL, BatchSize: c.Webhook.BatchSize, FlushInterval: c.Webhook.FlushInterval}
+		i := len(sinks)
+		wc := audit.WebhookConfig{URL: c.Webhook.URL, BatchSize: c.Webhook.BatchSize, FlushInterval: c.Webhook.FlushInterval,
+			QueueMaxBytes: maxBytes, OnError: func(err error) { loss.webhookError(i, err) }}
 		if c.Webhook.Authorization != "" {
 			if wc.Authorization, err = resolve("audit.webhook.authorization", c.Webhook.Authorization, dir); err != nil {
 				closeSinks()
@@ -99,15 +109,14 @@ func openAudit(c policy.AuditConfig, dir string, stdout io.Writer, log *zap.Logg
 			closeSinks()
 			return nil, nil, fmt.Errorf("audit.webhook: %w", err)
 		}
-		sinks = append(sinks, ws)
+		sinks, types = append(sinks, ws), append(types, "webhook")
 	}
-	alog := log.Named("audit")
 	em, err := audit.NewEmitter(audit.EmitterConfig{
-		ChainKey:  chainKey.Bytes(),
-		QueueSize: c.QueueSize,
-		OnSinkError: func(sink int, err error) {
-			alog.Error("audit sink write failed", zap.Int("sink", sink), zap.Error(err))
-		},
+		ChainKey:      chainKey.Bytes(),
+		QueueSize:     c.QueueSize,
+		QueueMaxBytes: maxBytes,
+		OnSinkError:   func(sink int, err error) { loss.sinkError(sink, types[sink], err) },
+		OnDrop:        loss.dropped,
 	}, sinks...)
 	if err != nil {
 		closeSinks()
@@ -122,6 +131,7 @@ func openAudit(c policy.AuditConfig, dir string, stdout io.Writer, log *zap.Logg
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "Audit emitter: " + name + "."},
 			func() float64 { return float64(f(em.Stats())) }))
 	}
+	reg.MustRegister(newAuditCollector(em, maxBytes))
 	ac := &extproc.AuditConfig{Auditor: em, Content: content, V4Bits: c.ClientAddrV4Bits, V6Bits: c.ClientAddrV6Bits,
 		FailClosed: c.FailClosed}
 	return ac, func(ctx context.Context) error {
@@ -131,4 +141,17 @@ func openAudit(c policy.AuditConfig, dir string, stdout io.Writer, log *zap.Logg
 		}
 		return err
 	}, nil
+}
+
+// auditHealthOf returns the /readyz view of the audit trail built by
+// openAudit; nil when audit is off.
+func auditHealthOf(ac *extproc.AuditConfig) *auditHealth {
+	if ac == nil {
+		return nil
+	}
+	em, ok := ac.Auditor.(*audit.Emitter)
+	if !ok {
+		return nil
+	}
+	return &auditHealth{em: em, failClosed: ac.FailClosed}
 }

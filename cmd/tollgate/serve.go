@@ -48,6 +48,7 @@ type gateway struct {
 	failed  atomic.Int64 // refused reloads (the last good config kept serving)
 	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
 	lastFailure atomic.Pointer[reloadFailure]
+	audit   *auditHealth // set before the admin listener serves; nil when audit is off
 }
 
 // Snapshot implements extproc.Source.
@@ -217,6 +218,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	g.audit = auditHealthOf(auditCfg)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -312,19 +314,29 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("content-type", "application/json")
+		status := map[string]any{"ready": true}
+		code := http.StatusOK
+		notReady := func() { status["ready"], code = false, http.StatusServiceUnavailable }
 		if !g.ready.Load() || g.Snapshot() == nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"ready":false}`+"\n")
-			return
+			notReady()
+		} else {
+			status["keys"], status["config_reloads"], status["config_reload_failures"] =
+				g.Snapshot().KeyCount(), g.reloads.Load(), g.failed.Load()
+			g.reloadStatus(status)
 		}
-		status := map[string]any{"ready": true, "keys": g.Snapshot().KeyCount(),
-			"config_reloads": g.reloads.Load(), "config_reload_failures": g.failed.Load()}
-		g.reloadStatus(status)
 		if g.ledgerH != nil && !g.ledgerH.Ready() {
-			// The ledger fails closed: requests with limits get 503 until it answers again.
-			status["ready"], status["ledger"] = false, "unavailable"
-			w.WriteHeader(http.StatusServiceUnavailable)
+			// The ledger fails closed: requests under a limit get 503 until it answers again.
+			status["ledger"] = "unavailable"
+			notReady()
 		}
+		// With fail_closed, an unwritable trail refuses requests.
+		if ok, audit := g.audit.readyz(); audit != nil {
+			status["audit"] = audit
+			if !ok {
+				notReady()
+			}
+		}
+		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(status)
 	})
 	return mux

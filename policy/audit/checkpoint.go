@@ -44,7 +44,13 @@ type checkpointRecord struct {
 // signCheckpoint returns the signed checkpoint line for the records up to seq.
 func signCheckpoint(priv ed25519.PrivateKey, seq uint64, lastMAC string, count uint64, t time.Time) []byte {
 	body, _ := json.Marshal(checkpointRecord{V: SchemaVersion, Type: "checkpoint", Seq: seq, LastMAC: lastMAC, Count: count, Time: t.UTC()})
-	sig := ed25519.Sign(priv, append([]byte(checkpointContext), body...))
+	return signLine(priv, checkpointContext, body)
+}
+
+// signLine returns body (a JSON object) as one line with an Ed25519 signature
+// over context + body appended as its last member, "sig".
+func signLine(priv ed25519.PrivateKey, context string, body []byte) []byte {
+	sig := ed25519.Sign(priv, append([]byte(context), body...))
 	line := make([]byte, 0, len(body)-1+sigSuffixLen+1)
 	line = append(line, body[:len(body)-1]...)
 	line = append(line, sigKey...)
@@ -59,29 +65,42 @@ func isCheckpoint(line []byte) bool { return bytes.HasPrefix(line, []byte(checkp
 // body, the signed bytes B and the signature. It is strict: lowercase hex and
 // no unknown members.
 func parseCheckpoint(line []byte) (checkpointRecord, []byte, []byte, bool) {
-	if len(line) < len(checkpointPrefix)+sigSuffixLen || !isCheckpoint(line) || !bytes.HasSuffix(line, []byte(`"}`)) {
+	var cp checkpointRecord
+	body, sig, ok := parseSigned(line, checkpointPrefix, &cp)
+	if !ok || cp.V != SchemaVersion || cp.Type != "checkpoint" || !isMAC(cp.LastMAC) {
 		return checkpointRecord{}, nil, nil, false
+	}
+	return cp, body, sig, true
+}
+
+// parseSigned splits a signed line (without newline) that starts with prefix
+// into the signed bytes B and the signature, and decodes B into v, strictly:
+// lowercase hex and no unknown members.
+func parseSigned(line []byte, prefix string, v any) ([]byte, []byte, bool) {
+	if len(line) < len(prefix)+sigSuffixLen || !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(`"}`)) {
+		return nil, nil, false
 	}
 	head := line[:len(line)-sigSuffixLen]
 	suffix := line[len(head):]
 	sigHex := suffix[len(sigKey) : len(sigKey)+sigHexLen]
 	if !bytes.HasPrefix(suffix, []byte(sigKey)) || !isLowerHex(sigHex) {
-		return checkpointRecord{}, nil, nil, false
+		return nil, nil, false
 	}
 	sig, err := hex.DecodeString(string(sigHex))
 	if err != nil {
-		return checkpointRecord{}, nil, nil, false
+		return nil, nil, false
 	}
 	body := append(bytes.Clone(head), '}')
-	var cp checkpointRecord
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cp); err != nil || dec.More() || cp.V != SchemaVersion || cp.Type != "checkpoint" ||
-		len(cp.LastMAC) != macHexLen || !isLowerHex([]byte(cp.LastMAC)) {
-		return checkpointRecord{}, nil, nil, false
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return nil, nil, false
 	}
-	return cp, body, sig, true
+	return body, sig, true
 }
+
+// isMAC reports whether s is a mac as records carry it: 64 lowercase hex.
+func isMAC(s string) bool { return len(s) == macHexLen && isLowerHex([]byte(s)) }
 
 // verifyCheckpoint checks sig over body with pub.
 func verifyCheckpoint(pub ed25519.PublicKey, body, sig []byte) bool {

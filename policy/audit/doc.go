@@ -13,11 +13,14 @@
 //
 // # Never blocking
 //
-// Emitter.Emit copies the event onto a bounded queue and returns; a single
-// writer goroutine chains and batches records to the sinks. A full queue drops
-// the event and counts it, and the chain records the drop as a "dropped"
-// marker. Healthy lets the caller refuse requests while the trail is
-// unwritable (fail closed).
+// Emitter.Emit copies the event onto a queue bounded by count and by bytes
+// (sealed content makes one event tens of MiB) and returns; a single writer
+// goroutine chains and batches records to the sinks. A full queue drops the
+// event and counts it, and the chain records the drop as a "dropped" marker.
+// Healthy lets the caller refuse requests while the trail is unwritable (fail
+// closed): a failed sink, or a queue that overflowed and has not drained to
+// half. SinkStats counts, per sink, what was delivered, failed, dropped and
+// retried.
 //
 // # Chain
 //
@@ -26,7 +29,11 @@
 //	{"v":1,...,"seq":N,"prev":"<64 hex>","mac":"<64 hex>"}
 //
 // seq counts records from 1 per emitter lifetime (a chain segment); prev is
-// the mac of the previous record, or a random 32-byte chain id for seq 1. mac
+// the mac of the previous record, or a random 32-byte chain id for seq 1.
+// When a sink appends to an existing trail (FileSink.ChainAnchor), seq 1 is a
+// "start" record naming the seq and mac of the trail's last record and the
+// hash of the checkpoint after it, so deleting a whole lifetime between two
+// others breaks a link. mac
 // is HMAC-SHA256(chain key, B) in lowercase hex, where B is the exact bytes of
 // the record serialized without the mac member, ending in
 // `"seq":N,"prev":"..."}`. The written line is B without its final "}",
@@ -47,7 +54,13 @@
 // bytes without the sig member (built like B above). The first record of the
 // next file has prev equal to last_mac, so a rotated set is one chain.
 //
-// Verify walks a set of files in chain order and reports the first edited,
-// deleted, reordered or duplicated record, a broken link, a truncated tail (a
-// record not followed by a checkpoint) and a bad checkpoint signature.
+// A FileSink writes each record whole: after a short write (a full disk) it
+// cuts the file back to the last whole record, and when writing resumes it
+// writes a signed "gap" record naming the sequence numbers it lost.
+//
+// Verify walks a set of files in chain order and reports every edited,
+// deleted, reordered or duplicated record, broken link, file that ends
+// without a checkpoint, and bad signature, going on after each. Drops, gaps,
+// a chain left unclosed by a crash (when the next chain links to it) and an
+// unsealed tail (a file still being written) are notes, not failures.
 package audit

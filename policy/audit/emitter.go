@@ -25,6 +25,12 @@ type EmitterConfig struct {
 	// QueueSize bounds the events waiting to be written; when full, Emit drops
 	// the event and counts it. 0 means DefaultQueueSize.
 	QueueSize int
+	// QueueMaxBytes bounds the approximate serialized size of the events held
+	// for the sinks, from Emit until every sink's Write of them returned
+	// (content included). An event that does not fit is dropped and counted;
+	// one event larger than the bound is still accepted when nothing else is
+	// held. 0 means DefaultQueueMaxBytes.
+	QueueMaxBytes int64
 	// BatchSize caps the records handed to the sinks in one Write. The writer
 	// batches greedily: it writes whatever is queued (up to BatchSize) as soon as
 	// it is free, so batching adds no delay. 0 means DefaultBatchSize.
@@ -39,9 +45,14 @@ type EmitterConfig struct {
 	// of the sink (in NewEmitter's order) and the error of a failed Write or
 	// Close. Errors from this package carry no content or secrets.
 	OnSinkError func(sink int, err error)
+	// OnDrop, when set, is called from the writer goroutine with the number of
+	// events dropped since the last call, when the chain records them in a
+	// "dropped" marker. It lets the wiring log drops, not only count them.
+	OnDrop func(n uint64)
 }
 
-// Stats are the emitter's counters, for metrics. They only grow.
+// Stats are the emitter's counters, for metrics. They only grow, except
+// QueuedBytes, a gauge.
 type Stats struct {
 	// Emitted counts events accepted onto the queue.
 	Emitted uint64
@@ -53,6 +64,9 @@ type Stats struct {
 	Written uint64
 	// SinkErrors counts failed sink Writes and Closes (one per sink per batch).
 	SinkErrors uint64
+	// QueuedBytes is the approximate size of the events held now (a gauge, not
+	// a counter): at most QueueMaxBytes, or one event larger than it.
+	QueuedBytes int64
 }
 
 // Emitter chains audit events and writes them to its sinks in the background.
@@ -62,11 +76,16 @@ type Stats struct {
 // event never consumes a sequence number.
 type Emitter struct {
 	sinks     []Sink
-	queue     chan Event
+	queue     chan queued
+	budget    byteBudget
 	now       func() time.Time
 	batchSize int
 	onErr     func(int, error)
+	onDrop    func(uint64)
 	chain     *chain
+	// anchor links the chain to the end of the trail a sink found at start;
+	// nil when there is none (a fresh file, stdout, a webhook).
+	anchor *Anchor
 
 	// mu orders Emit against Close: Emit holds it shared while it enqueues, so
 	// once Close holds it exclusively no event can enter the queue unseen by the
@@ -81,8 +100,15 @@ type Emitter struct {
 	closeErr error // set by the writer before done is closed
 
 	emitted, dropped, written, sinkErrors atomic.Uint64
-	failing                               []atomic.Bool // per sink: the last Write failed
-	reported                              uint64        // drops already marked in the chain (writer only)
+	failing                               []atomic.Bool   // per sink: the last Write failed
+	delivered, failed                     []atomic.Uint64 // per sink: records in Writes that succeeded, failed
+	reported                              uint64          // drops already marked in the chain (writer only)
+}
+
+// queued is an event on the queue with the bytes it holds in the budget.
+type queued struct {
+	ev   Event
+	size int64
 }
 
 // NewEmitter validates cfg, starts the writer goroutine and returns the
@@ -91,11 +117,14 @@ func NewEmitter(cfg EmitterConfig, sinks ...Sink) (*Emitter, error) {
 	if len(cfg.ChainKey) < MinKeyLen {
 		return nil, fmt.Errorf("audit chain key: %w (%d bytes, need %d)", ErrWeakKey, len(cfg.ChainKey), MinKeyLen)
 	}
-	if cfg.QueueSize < 0 || cfg.BatchSize < 0 {
+	if cfg.QueueSize < 0 || cfg.BatchSize < 0 || cfg.QueueMaxBytes < 0 {
 		return nil, fmt.Errorf("%w: queue and batch sizes must not be negative", ErrBadConfig)
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.QueueMaxBytes == 0 {
+		cfg.QueueMaxBytes = DefaultQueueMaxBytes
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultBatchSize
@@ -113,23 +142,29 @@ func NewEmitter(cfg EmitterConfig, sinks ...Sink) (*Emitter, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Emitter{
 		sinks:     append([]Sink(nil), sinks...),
-		queue:     make(chan Event, cfg.QueueSize),
+		queue:     make(chan queued, cfg.QueueSize),
 		now:       cfg.Now,
 		batchSize: cfg.BatchSize,
 		onErr:     cfg.OnSinkError,
+		onDrop:    cfg.OnDrop,
 		chain:     newChain(cfg.ChainKey, id),
+		anchor:    findAnchor(sinks),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
 		failing:   make([]atomic.Bool, len(sinks)),
+		delivered: make([]atomic.Uint64, len(sinks)),
+		failed:    make([]atomic.Uint64, len(sinks)),
 	}
+	e.budget.max = cfg.QueueMaxBytes
 	go e.run()
 	return e, nil
 }
 
 // Emit queues a copy of ev and returns at once. It never blocks on a sink:
-// when the queue is full, or after Close, the event is dropped and counted.
+// when the queue is full (by count or by bytes), or after Close, the event is
+// dropped and counted.
 // Emit sets V, stamps Time from the clock when it is zero and converts it to
 // UTC; the chain fields are set later by the writer. The caller must not
 // modify ev's slices (Guardrails, Limits) or Content after the call.
@@ -143,41 +178,45 @@ func (e *Emitter) Emit(ev *Event) {
 		c.Time = e.now()
 	}
 	c.Time = c.Time.UTC()
+	size := c.approxSize()
 	e.mu.RLock()
-	if e.closed {
-		e.mu.RUnlock()
+	defer e.mu.RUnlock()
+	if e.closed || !e.budget.reserve(size) {
 		e.dropped.Add(1)
 		return
 	}
 	select {
-	case e.queue <- c:
+	case e.queue <- queued{ev: c, size: size}:
 		e.emitted.Add(1)
 	default:
+		e.budget.release(size)
+		e.budget.refuse()
 		e.dropped.Add(1)
 	}
-	e.mu.RUnlock()
 }
 
 // Stats returns the counters.
 func (e *Emitter) Stats() Stats {
 	return Stats{
-		Emitted:    e.emitted.Load(),
-		Dropped:    e.dropped.Load(),
-		Written:    e.written.Load(),
-		SinkErrors: e.sinkErrors.Load(),
+		Emitted:     e.emitted.Load(),
+		Dropped:     e.dropped.Load(),
+		Written:     e.written.Load(),
+		SinkErrors:  e.sinkErrors.Load(),
+		QueuedBytes: e.budget.held(),
 	}
 }
 
 // Healthy reports whether the audit trail is being written: false when the
-// emitter is closed, its queue is full, the last Write to any sink failed, or
-// a sink with a Healthy method (WebhookSink) reports false. The wiring uses it
-// for the fail-closed mode that refuses new requests while the trail is
-// unwritable.
+// emitter is closed, its queue is full by count, it refused an event for lack
+// of bytes and has not yet drained to half of QueueMaxBytes, the last Write to
+// any sink failed, or a sink with a Healthy method (FileSink, WebhookSink)
+// reports false. The wiring uses it for the fail-closed mode that refuses new
+// requests while the trail is unwritable.
 func (e *Emitter) Healthy() bool {
 	e.mu.RLock()
 	closed := e.closed
 	e.mu.RUnlock()
-	if closed || len(e.queue) >= cap(e.queue) {
+	if closed || len(e.queue) >= cap(e.queue) || e.budget.full() {
 		return false
 	}
 	for i := range e.failing {
@@ -220,11 +259,11 @@ func (e *Emitter) Close(ctx context.Context) error {
 func (e *Emitter) run() {
 	defer close(e.done)
 	defer e.cancel()
-	recs := make([][]byte, 0, e.batchSize+1)
+	recs := make([][]byte, 0, e.batchSize+2)
 	for {
 		select {
-		case ev := <-e.queue:
-			e.flush(e.collect(recs[:0], ev))
+		case q := <-e.queue:
+			e.write(recs, q)
 		case <-e.stop:
 			e.drain(recs)
 			e.closeErr = e.closeSinks()
@@ -238,8 +277,8 @@ func (e *Emitter) run() {
 func (e *Emitter) drain(recs [][]byte) {
 	for {
 		select {
-		case ev := <-e.queue:
-			e.flush(e.collect(recs[:0], ev))
+		case q := <-e.queue:
+			e.write(recs, q)
 		default:
 			if e.ctx.Err() == nil && e.dropped.Load() > e.reported {
 				e.flush(recs[:0])
@@ -249,19 +288,22 @@ func (e *Emitter) drain(recs [][]byte) {
 	}
 }
 
-// collect chains first and whatever else is queued, up to the batch size,
-// without waiting.
-func (e *Emitter) collect(recs [][]byte, first Event) [][]byte {
-	recs = e.appendEvent(recs, first)
-	for len(recs) < e.batchSize {
+// write chains first and whatever else is queued, up to the batch size,
+// without waiting, writes the batch, then releases the events' bytes: they
+// count against QueueMaxBytes until every sink is done with them.
+func (e *Emitter) write(recs [][]byte, first queued) {
+	recs, held := e.appendEvent(recs[:0], first.ev), first.size
+collect:
+	for n := 1; n < e.batchSize; n++ {
 		select {
-		case ev := <-e.queue:
-			recs = e.appendEvent(recs, ev)
+		case q := <-e.queue:
+			recs, held = e.appendEvent(recs, q.ev), held+q.size
 		default:
-			return recs
+			break collect
 		}
 	}
-	return recs
+	e.flush(recs)
+	e.budget.release(held)
 }
 
 // appendEvent chains ev onto recs. Past Close's deadline it counts ev as
@@ -271,10 +313,7 @@ func (e *Emitter) appendEvent(recs [][]byte, ev Event) [][]byte {
 		e.dropped.Add(1)
 		return recs
 	}
-	if d := e.dropped.Load(); d > e.reported {
-		recs = append(recs, e.chain.nextDrop(e.now(), d-e.reported))
-		e.reported = d
-	}
+	recs = e.markDrops(e.begin(recs))
 	line, err := e.chain.nextEvent(ev)
 	if err != nil {
 		// Only an unencodable time (year outside 0-9999) gets here.
@@ -287,9 +326,8 @@ func (e *Emitter) appendEvent(recs [][]byte, ev Event) [][]byte {
 // flush writes recs to every sink, after appending a marker for any drops
 // not yet marked.
 func (e *Emitter) flush(recs [][]byte) {
-	if d := e.dropped.Load(); d > e.reported && e.ctx.Err() == nil {
-		recs = append(recs, e.chain.nextDrop(e.now(), d-e.reported))
-		e.reported = d
+	if e.dropped.Load() > e.reported && e.ctx.Err() == nil {
+		recs = e.markDrops(e.begin(recs))
 	}
 	if len(recs) == 0 {
 		return
@@ -298,13 +336,40 @@ func (e *Emitter) flush(recs [][]byte) {
 		err := s.Write(e.ctx, recs)
 		e.failing[i].Store(err != nil)
 		if err != nil {
+			e.failed[i].Add(uint64(len(recs)))
 			e.sinkErrors.Add(1)
 			if e.onErr != nil {
 				e.onErr(i, err)
 			}
+		} else {
+			e.delivered[i].Add(uint64(len(recs)))
 		}
 	}
 	e.written.Add(uint64(len(recs)))
+}
+
+// begin starts the chain with a start record linking it to the anchor, before
+// the chain's first record.
+func (e *Emitter) begin(recs [][]byte) [][]byte {
+	if e.anchor != nil && e.chain.seq == 0 {
+		recs = append(recs, e.chain.nextStart(e.now(), *e.anchor))
+	}
+	return recs
+}
+
+// markDrops appends a "dropped" marker for the drops not yet marked, and
+// reports them to OnDrop.
+func (e *Emitter) markDrops(recs [][]byte) [][]byte {
+	d := e.dropped.Load()
+	if d <= e.reported {
+		return recs
+	}
+	recs = append(recs, e.chain.nextDrop(e.now(), d-e.reported))
+	if e.onDrop != nil {
+		e.onDrop(d - e.reported)
+	}
+	e.reported = d
+	return recs
 }
 
 func (e *Emitter) closeSinks() error {

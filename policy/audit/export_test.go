@@ -11,6 +11,14 @@ import (
 // SetWriterSinkClock sets the checkpoint clock of s, for golden tests.
 func SetWriterSinkClock(s *WriterSink, now func() time.Time) { s.now = now }
 
+// SetFileSinkWrite replaces how s writes to its file, to inject faults such
+// as a full disk.
+func SetFileSinkWrite(s *FileSink, write func(f *os.File, b []byte) (int, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeFile = write
+}
+
 // VerifyBytes is Verify over in-memory files (name to content), for fast fuzzing.
 func VerifyBytes(files map[string][]byte, order []string, chainKey []byte, pub ed25519.PublicKey) (Report, error) {
 	open := func(path string) (io.ReadCloser, error) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,6 +70,16 @@ type FileSinkConfig struct {
 // On open, an existing Path is appended to. If it does not end in a newline
 // (a crash mid-write) a newline is written first, so the damage stays on one
 // line that Verify reports. Run one FileSink per path.
+//
+// Writes are atomic per record: when a write comes up short (a full disk),
+// the file is cut back to the end of the last whole record, so no partial
+// line survives. The records that could not be written are remembered; when
+// writing resumes (or at Close), a signed gap record naming their sequence
+// numbers is written before anything else, so the file says where it is
+// incomplete and the chain still verifies across the hole.
+//
+// At start the sink reads where the trail in its files ends (ChainAnchor), so
+// the Emitter can link its new chain to it.
 type FileSink struct {
 	cfg FileSinkConfig
 
@@ -77,11 +88,22 @@ type FileSink struct {
 	size    int64
 	next    int // next rotation index
 	tail    tail
-	dirty   bool  // written since the last fsync
-	partial bool  // the file ends mid-line after a failed write
-	lastErr error // last write, rotation or fsync error; nil when healthy
+	gap     pendingGap // records lost since the last gap record
+	dirty   bool       // written since the last fsync
+	partial bool       // the file ends mid-line (a crash before this process, or a failed cut-back)
+	lastErr error      // last write, rotation or fsync error; nil when healthy
 	closed  bool
 	buf     []byte
+	// writeFile writes to the active file; tests replace it to fill the disk.
+	writeFile func(f *os.File, b []byte) (int, error)
+
+	anchor   Anchor
+	anchored bool
+
+	delivered, failed atomic.Uint64
+	// unhealthy mirrors lastErr != nil || closed, so Healthy (asked on every
+	// request in fail-closed mode) never waits for a slow write or fsync.
+	unhealthy atomic.Bool
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -122,12 +144,15 @@ func NewFileSink(cfg FileSinkConfig) (*FileSink, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit file sink: %w", err)
 	}
-	s := &FileSink{cfg: cfg}
+	s := &FileSink{cfg: cfg, writeFile: (*os.File).Write}
 	next, err := nextRotation(cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("audit file sink: %w", err)
 	}
 	s.next = next
+	if s.anchor, s.anchored, err = fileSetAnchor(cfg.Path, next); err != nil {
+		return nil, fmt.Errorf("audit file sink: reading the end of the trail: %w", err)
+	}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -140,7 +165,8 @@ func NewFileSink(cfg FileSinkConfig) (*FileSink, error) {
 
 // Write appends the batch, rotating first whenever the next record would pass
 // MaxBytes. A batch holding a record the Emitter did not chain is refused
-// whole with ErrNotChained.
+// whole with ErrNotChained. Records that could not be written are counted as
+// failed and marked by a gap record once writing resumes.
 func (s *FileSink) Write(_ context.Context, batch [][]byte) error {
 	for _, r := range batch {
 		if _, ok := parseChained(trimNewline(r)); !ok || r[len(r)-1] != '\n' {
@@ -150,81 +176,129 @@ func (s *FileSink) Write(_ context.Context, batch [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.failed.Add(uint64(len(batch)))
 		return ErrClosed
 	}
-	err := s.write(batch)
-	if err == nil && s.cfg.Fsync == FsyncAlways {
+	n, err := s.write(batch)
+	s.delivered.Add(uint64(n))
+	if err != nil {
+		for _, r := range batch[n:] {
+			s.gap.add(r)
+		}
+		s.failed.Add(uint64(len(batch) - n))
+	} else if s.cfg.Fsync == FsyncAlways {
 		err = s.sync()
 	}
 	s.lastErr = err
+	s.unhealthy.Store(err != nil)
 	return err
 }
 
-func (s *FileSink) write(batch [][]byte) error {
+// write writes the batch and returns how many of its records, from the first,
+// are in the file.
+func (s *FileSink) write(batch [][]byte) (int, error) {
 	if s.f == nil {
 		if err := s.open(); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	if s.gap.active {
+		if err := s.writeGap(); err != nil {
+			return 0, err
+		}
+	}
+	written := 0
 	buf := s.buf[:0]
 	recs := batch[:0:0]
 	for _, r := range batch {
 		if s.size+int64(len(buf)) > 0 && s.size+int64(len(buf)+len(r)) > s.cfg.MaxBytes {
-			if err := s.append(buf, recs); err != nil {
-				return err
+			n, err := s.append(buf, recs)
+			written += n
+			if err != nil {
+				return written, err
 			}
 			if err := s.rotate(); err != nil {
-				return err
+				return written, err
 			}
 			buf, recs = buf[:0], recs[:0]
 		}
 		buf = append(buf, r...)
 		recs = append(recs, r)
 	}
-	err := s.append(buf, recs)
+	n, err := s.append(buf, recs)
 	if cap(buf) <= 1<<20 {
 		s.buf = buf[:0]
 	}
-	return err
+	return written + n, err
 }
 
-// append writes buf, the concatenation of recs, and counts the records that
+// append writes buf, the concatenation of recs, and returns how many records
 // were written whole.
-func (s *FileSink) append(buf []byte, recs [][]byte) error {
+func (s *FileSink) append(buf []byte, recs [][]byte) (int, error) {
 	if len(buf) == 0 {
-		return nil
+		return 0, nil
 	}
-	n, err := s.writeRaw(buf)
-	for _, r := range recs {
-		if n < len(r) {
-			break
-		}
-		n -= len(r)
+	n, err := s.writeAtomic(buf, recs)
+	for _, r := range recs[:n] {
 		s.tail.add(r)
 	}
 	if err != nil {
-		return fmt.Errorf("audit file sink: %w", err)
+		return n, fmt.Errorf("audit file sink: %w", err)
 	}
+	return n, nil
+}
+
+// writeGap writes the gap record for the records lost since the last one.
+func (s *FileSink) writeGap() error {
+	line := s.gap.line(s.cfg.CheckpointKey, s.cfg.Now())
+	if _, err := s.writeAtomic(line, [][]byte{line}); err != nil {
+		return fmt.Errorf("audit file sink: gap record: %w", err)
+	}
+	s.tail.skip(s.gap.toSeq, s.gap.toMAC)
+	s.gap = pendingGap{}
 	return nil
 }
 
-// writeRaw writes b on a fresh line, repairing a previous partial write, and
-// returns how many bytes of b were written.
-func (s *FileSink) writeRaw(b []byte) (int, error) {
+// writeAtomic appends b, the concatenation of units (records, or one signed
+// line), on a fresh line, and returns how many units were written whole. On a
+// short write it cuts the file back to the end of the last whole unit, so no
+// partial line survives; if even that fails, the next write starts a new line.
+func (s *FileSink) writeAtomic(b []byte, units [][]byte) (int, error) {
 	if s.partial {
-		if _, err := s.f.Write([]byte{'\n'}); err != nil {
+		n, err := s.writeFile(s.f, []byte{'\n'})
+		s.size += int64(n)
+		if err != nil {
 			return 0, err
 		}
-		s.size++
 		s.partial = false
 	}
-	n, err := s.f.Write(b)
-	s.size += int64(n)
+	start := s.size
+	n, err := s.writeFile(s.f, b)
 	s.dirty = s.dirty || n > 0
-	if n < len(b) && n > 0 {
-		s.partial = b[n-1] != '\n'
+	if err == nil && n == len(b) {
+		s.size += int64(n)
+		return len(units), nil
 	}
-	return n, err
+	if err == nil {
+		err = io.ErrShortWrite
+	}
+	whole, kept := 0, 0
+	for _, u := range units {
+		if kept+len(u) > n {
+			break
+		}
+		kept += len(u)
+		whole++
+	}
+	s.size = start + int64(n)
+	if kept < n {
+		if terr := s.f.Truncate(start + int64(kept)); terr == nil {
+			s.size = start + int64(kept)
+		} else {
+			s.partial = true
+		}
+	}
+	return whole, err
 }
 
 // rotate closes the active file with a checkpoint and starts a new one.
@@ -248,16 +322,22 @@ func (s *FileSink) rotate() error {
 	return s.open()
 }
 
-// finish writes the checkpoint, fsyncs and closes the active file.
+// finish writes the pending gap record and the checkpoint, fsyncs and closes
+// the active file. On an error the file stays open.
 func (s *FileSink) finish() error {
 	if s.f == nil {
 		return nil
 	}
+	if s.gap.active {
+		if err := s.writeGap(); err != nil {
+			return err
+		}
+	}
 	if cp := s.tail.checkpoint(s.cfg.CheckpointKey, s.cfg.Now()); cp != nil {
-		if _, err := s.writeRaw(cp); err != nil {
+		if _, err := s.writeAtomic(cp, [][]byte{cp}); err != nil {
 			return fmt.Errorf("audit file sink: checkpoint: %w", err)
 		}
-		s.tail.count = 0
+		s.tail.reset()
 	}
 	if err := s.sync(); err != nil {
 		return err
@@ -316,6 +396,7 @@ func (s *FileSink) syncLoop() {
 			s.mu.Lock()
 			if err := s.sync(); err != nil {
 				s.lastErr = err
+				s.unhealthy.Store(true)
 			}
 			s.mu.Unlock()
 		}
@@ -324,13 +405,23 @@ func (s *FileSink) syncLoop() {
 
 // Healthy reports whether the last write, rotation and fsync succeeded.
 func (s *FileSink) Healthy() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr == nil && !s.closed
+	return !s.unhealthy.Load()
 }
 
-// Close writes the checkpoint for the records since the last one, fsyncs and
-// closes the file. It is safe to call more than once.
+// SinkStats returns the sink's counters: records written whole (delivered)
+// and records that could not be written (failed).
+func (s *FileSink) SinkStats() SinkStats {
+	return SinkStats{Type: "file", Healthy: s.Healthy(), Delivered: s.delivered.Load(), Failed: s.failed.Load()}
+}
+
+// ChainAnchor reports where the trail in the sink's files ended when it
+// started: the last record of the active file, or of the newest rotated file
+// when the active one holds none. It reports false for a new trail.
+func (s *FileSink) ChainAnchor() (Anchor, bool) { return s.anchor, s.anchored }
+
+// Close writes the pending gap record and the checkpoint for the records
+// since the last one, fsyncs and closes the file. It is safe to call more than
+// once.
 func (s *FileSink) Close() error {
 	if s.stop != nil {
 		s.stopOnce.Do(func() { close(s.stop) })
@@ -342,7 +433,13 @@ func (s *FileSink) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.finish()
+	s.unhealthy.Store(true)
+	err := s.finish()
+	if s.f != nil {
+		_ = s.f.Close()
+		s.f = nil
+	}
+	return err
 }
 
 // nextRotation returns one more than the highest N of the existing path.N files.

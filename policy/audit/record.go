@@ -30,6 +30,8 @@ const (
 	recordPrefix = `{"v":1,`
 	// dropPrefix starts a chained drop marker record.
 	dropPrefix = `{"v":1,"type":"dropped",`
+	// startPrefix starts a chained start record.
+	startPrefix = `{"v":1,"type":"start",`
 )
 
 // dropRecord is a chained record the emitter writes when events were dropped
@@ -42,6 +44,24 @@ type dropRecord struct {
 	Count uint64    `json:"count"`
 	Seq   uint64    `json:"seq"`
 	Prev  string    `json:"prev"`
+}
+
+// startRecord is the first record (seq 1) of a chain that continues an
+// existing trail: it names the last record the sink found at start (after_seq
+// and after_mac) and, when that record was closed by a checkpoint, the
+// SHA-256 of the checkpoint line (after_checkpoint). Verify checks that the
+// chain before it in the set ends exactly there, so a whole process
+// lifetime deleted from between two others is reported. Its own prev is a
+// random chain id, as for any seq 1.
+type startRecord struct {
+	V               int       `json:"v"`
+	Type            string    `json:"type"`
+	Time            time.Time `json:"time"`
+	AfterSeq        uint64    `json:"after_seq"`
+	AfterMAC        string    `json:"after_mac"`
+	AfterCheckpoint string    `json:"after_checkpoint,omitempty"`
+	Seq             uint64    `json:"seq"`
+	Prev            string    `json:"prev"`
 }
 
 // chain stamps seq, prev and mac onto records. It is owned by one goroutine.
@@ -71,6 +91,13 @@ func (c *chain) nextEvent(e Event) ([]byte, error) {
 // nextDrop serializes a drop marker as the next record.
 func (c *chain) nextDrop(t time.Time, n uint64) []byte {
 	body, _ := json.Marshal(dropRecord{V: SchemaVersion, Type: "dropped", Time: t.UTC(), Count: n, Seq: c.seq + 1, Prev: c.prev})
+	return c.seal(body)
+}
+
+// nextStart serializes the start record linking the chain to a.
+func (c *chain) nextStart(t time.Time, a Anchor) []byte {
+	body, _ := json.Marshal(startRecord{V: SchemaVersion, Type: "start", Time: t.UTC(), AfterSeq: a.Seq, AfterMAC: a.MAC,
+		AfterCheckpoint: a.Checkpoint, Seq: c.seq + 1, Prev: c.prev})
 	return c.seal(body)
 }
 

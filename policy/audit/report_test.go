@@ -35,6 +35,10 @@ func TestReportText(t *testing.T) {
 			l := bytes.SplitAfter(m["audit.log.2"], []byte("\n"))
 			m["audit.log.2"] = bytes.Join(l[1:], nil)
 		}, true},
+		{"unsealed_tail", func(m map[string][]byte) {
+			l := bytes.SplitAfter(m["audit.log"], []byte("\n"))
+			m["audit.log"] = append(bytes.Join(l[:1], nil), `{"v":1,"time":"2026-`...)
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

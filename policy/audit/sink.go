@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,9 @@ type WriterSink struct {
 	now    func() time.Time
 	tail   tail
 	closed bool
+
+	delivered, failed atomic.Uint64
+	unhealthy         atomic.Bool // the last write failed, or closed; read without the lock
 }
 
 // NewWriterSink returns a sink writing to w. checkpointKey may be nil (no
@@ -56,6 +60,7 @@ func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		s.failed.Add(uint64(len(batch)))
 		return ErrClosed
 	}
 	var n int
@@ -70,12 +75,22 @@ func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
 		buf = append(buf, r...)
 	}
 	if _, err := s.w.Write(buf); err != nil {
+		s.failed.Add(uint64(len(batch)))
+		s.unhealthy.Store(true)
 		return fmt.Errorf("audit writer sink: %w", err)
 	}
+	s.unhealthy.Store(false)
 	for _, r := range batch {
 		s.tail.add(r)
 	}
+	s.delivered.Add(uint64(len(batch)))
 	return nil
+}
+
+// SinkStats returns the sink's counters: records written (delivered) and
+// records in failed writes (failed). It never waits for a write in progress.
+func (s *WriterSink) SinkStats() SinkStats {
+	return SinkStats{Type: "writer", Healthy: !s.unhealthy.Load(), Delivered: s.delivered.Load(), Failed: s.failed.Load()}
 }
 
 // Close writes the checkpoint (when a key was given and records were written)
@@ -87,11 +102,12 @@ func (s *WriterSink) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.unhealthy.Store(true)
 	if cp := s.tail.checkpoint(s.key, s.now()); cp != nil {
 		if _, err := s.w.Write(cp); err != nil {
 			return fmt.Errorf("audit writer sink: checkpoint: %w", err)
 		}
-		s.tail.count = 0
+		s.tail.reset()
 	}
 	return nil
 }
@@ -99,9 +115,10 @@ func (s *WriterSink) Close() error {
 // tail tracks the chain position of the records written to one file or
 // stream since its last checkpoint.
 type tail struct {
-	seq   uint64
-	mac   [macHexLen]byte
-	count uint64
+	seq    uint64
+	mac    [macHexLen]byte
+	count  uint64
+	gapped bool // a gap record was written since the last checkpoint
 }
 
 // add records rec as written. It reports false for a record without chain
@@ -117,11 +134,21 @@ func (t *tail) add(rec []byte) bool {
 	return true
 }
 
-// checkpoint returns the signed checkpoint for the records since the last
-// one, or nil when there is no key or nothing to cover. The caller resets
-// count once the checkpoint is written.
+// skip moves the position past a gap record ending at seq with mac.
+func (t *tail) skip(seq uint64, mac string) {
+	t.seq = seq
+	copy(t.mac[:], mac)
+	t.gapped = true
+}
+
+// reset starts counting again after a checkpoint was written.
+func (t *tail) reset() { t.count, t.gapped = 0, false }
+
+// checkpoint returns the signed checkpoint for the records (and gap) since
+// the last one, or nil when there is no key or nothing to cover. The caller
+// calls reset once the checkpoint is written.
 func (t *tail) checkpoint(key ed25519.PrivateKey, now time.Time) []byte {
-	if len(key) != ed25519.PrivateKeySize || t.count == 0 {
+	if len(key) != ed25519.PrivateKeySize || (t.count == 0 && !t.gapped) {
 		return nil
 	}
 	return signCheckpoint(key, t.seq, string(t.mac[:]), t.count, now)

@@ -62,7 +62,8 @@ func forEachLine(open opener, path string, fn func(n int, line []byte, complete 
 }
 
 // fileHead is what ordering needs to know about one file: its first and last
-// chained records, read without checking any mac.
+// chained records (a gap record counts as the records it names), read
+// without checking any mac or signature.
 type fileHead struct {
 	path      string
 	ok        bool // the file holds at least one parseable chained record
@@ -77,6 +78,15 @@ func scanHead(open opener, path string) (fileHead, error) {
 	h := fileHead{path: path}
 	err := forEachLine(open, path, func(_ int, line []byte, _ bool) bool {
 		if isCheckpoint(line) {
+			return true
+		}
+		if isGap(line) {
+			if g, _, _, ok := parseGap(line); ok {
+				if !h.ok {
+					h.ok, h.firstSeq, h.firstPrev, h.firstTime = true, g.FromSeq, g.FromPrev, g.Time
+				}
+				h.lastSeq, h.lastMAC = g.ToSeq, g.ToMAC
+			}
 			return true
 		}
 		c, ok := parseChained(line)

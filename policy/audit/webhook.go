@@ -58,6 +58,10 @@ type WebhookConfig struct {
 	// QueueSize bounds the records waiting to be sent; when full, Write drops
 	// and counts them.
 	QueueSize int
+	// QueueMaxBytes bounds the bytes of the records held, from Write until
+	// their batch is delivered or given up on; records that do not fit are
+	// dropped and counted. 0 means DefaultQueueMaxBytes.
+	QueueMaxBytes int64
 	// MaxAttempts is the number of tries per batch (1 means no retry). Network
 	// errors, 5xx and 429 are retried with exponential backoff and jitter,
 	// from MinBackoff doubling up to MaxBackoff; any other status fails the
@@ -71,6 +75,10 @@ type WebhookConfig struct {
 	CloseTimeout time.Duration
 	// Client sends the requests; nil means a client with Timeout.
 	Client *http.Client
+	// OnError, when set, is called from the sender goroutine when a batch is
+	// given up on, with an error wrapping ErrDelivery that says how many
+	// records were lost and why. It never names the URL.
+	OnError func(err error)
 }
 
 // WebhookStats are the webhook sink's counters. They only grow.
@@ -95,6 +103,7 @@ type WebhookSink struct {
 	cfg    WebhookConfig
 	url    string
 	queue  chan []byte
+	budget byteBudget
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -121,7 +130,7 @@ func NewWebhookSink(cfg WebhookConfig) (*WebhookSink, error) {
 	default:
 		return nil, fmt.Errorf("%w: webhook format: must be ndjson or json_array", ErrBadConfig)
 	}
-	if cfg.BatchSize < 0 || cfg.QueueSize < 0 || cfg.MaxAttempts < 0 || cfg.FlushInterval < 0 ||
+	if cfg.BatchSize < 0 || cfg.QueueSize < 0 || cfg.QueueMaxBytes < 0 || cfg.MaxAttempts < 0 || cfg.FlushInterval < 0 ||
 		cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 || cfg.Timeout < 0 || cfg.CloseTimeout < 0 {
 		return nil, fmt.Errorf("%w: webhook: sizes and durations must not be negative", ErrBadConfig)
 	}
@@ -138,6 +147,9 @@ func NewWebhookSink(cfg WebhookConfig) (*WebhookSink, error) {
 	def(&cfg.BatchSize, DefaultWebhookBatchSize)
 	def(&cfg.QueueSize, DefaultWebhookQueueSize)
 	def(&cfg.MaxAttempts, DefaultWebhookMaxAttempts)
+	if cfg.QueueMaxBytes == 0 {
+		cfg.QueueMaxBytes = DefaultQueueMaxBytes
+	}
 	defD(&cfg.FlushInterval, DefaultWebhookFlush)
 	defD(&cfg.MinBackoff, DefaultWebhookMinBackoff)
 	defD(&cfg.MaxBackoff, DefaultWebhookMaxBackoff)
@@ -151,12 +163,14 @@ func NewWebhookSink(cfg WebhookConfig) (*WebhookSink, error) {
 		cfg: cfg, url: u.String(), queue: make(chan []byte, cfg.QueueSize),
 		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.budget.max = cfg.QueueMaxBytes
 	go s.run()
 	return s, nil
 }
 
-// Write queues the records without waiting. Records that do not fit are
-// dropped and counted, and Write returns an error wrapping ErrQueueFull.
+// Write queues the records without waiting. Records that do not fit (by
+// count or by bytes) are dropped and counted, and Write returns an error
+// wrapping ErrQueueFull.
 func (s *WebhookSink) Write(_ context.Context, batch [][]byte) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -166,9 +180,15 @@ func (s *WebhookSink) Write(_ context.Context, batch [][]byte) error {
 	}
 	var dropped int
 	for _, r := range batch {
+		if !s.budget.reserve(int64(len(r))) {
+			dropped++
+			continue
+		}
 		select {
 		case s.queue <- r:
 		default:
+			s.budget.release(int64(len(r)))
+			s.budget.refuse()
 			dropped++
 		}
 	}
@@ -187,13 +207,25 @@ func (s *WebhookSink) Stats() WebhookStats {
 	}
 }
 
-// Healthy reports false when the sink is closed, its queue is full, or the
-// last batch could not be delivered.
+// SinkStats returns the counters as the Emitter reports them per sink.
+func (s *WebhookSink) SinkStats() SinkStats {
+	st := s.Stats()
+	return SinkStats{Type: "webhook", Healthy: s.Healthy(), Delivered: st.Delivered, Failed: st.Failed,
+		Dropped: st.Dropped, Retries: st.Retries}
+}
+
+// QueuedBytes returns the bytes of the records held now (queued or in the
+// batch being sent).
+func (s *WebhookSink) QueuedBytes() int64 { return s.budget.held() }
+
+// Healthy reports false when the sink is closed, its queue is full (by count,
+// or it refused a record for lack of bytes and has not yet drained to half of
+// QueueMaxBytes), or the last batch could not be delivered.
 func (s *WebhookSink) Healthy() bool {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
-	return !closed && !s.failing.Load() && len(s.queue) < cap(s.queue)
+	return !closed && !s.failing.Load() && len(s.queue) < cap(s.queue) && !s.budget.full()
 }
 
 // Close stops accepting records and sends what is queued, giving up after
@@ -258,11 +290,16 @@ func (s *WebhookSink) run() {
 	}
 }
 
-// send delivers one batch, retrying with backoff.
+// send delivers one batch, retrying with backoff, then releases its bytes.
 func (s *WebhookSink) send(batch [][]byte) {
 	if len(batch) == 0 {
 		return
 	}
+	var held int64
+	for _, r := range batch {
+		held += int64(len(r))
+	}
+	defer s.budget.release(held)
 	body := s.encode(batch)
 	backoff := s.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
@@ -278,6 +315,9 @@ func (s *WebhookSink) send(batch [][]byte) {
 		if !retry || attempt >= s.cfg.MaxAttempts || !s.sleep(backoff) {
 			s.failed.Add(uint64(len(batch)))
 			s.failing.Store(true)
+			if s.cfg.OnError != nil {
+				s.cfg.OnError(fmt.Errorf("audit webhook: %d records lost after %d attempt(s): %w", len(batch), attempt, err))
+			}
 			return
 		}
 		backoff = min(2*backoff, s.cfg.MaxBackoff)
