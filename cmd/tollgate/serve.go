@@ -48,7 +48,7 @@ type gateway struct {
 	failed  atomic.Int64 // refused reloads (the last good config kept serving)
 	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
 	lastFailure atomic.Pointer[reloadFailure]
-	audit   *auditHealth // set before the admin listener serves; nil when audit is off
+	audit       *auditHealth // set before the admin listener serves; nil when audit is off
 }
 
 // Snapshot implements extproc.Source.
