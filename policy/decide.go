@@ -189,6 +189,12 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has duplicate keys")
 	case errors.Is(err, llm.ErrInvalidField):
 		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has a field of the wrong type (model must be a string, stream a boolean)")
+	case errors.Is(err, llm.ErrTooDeep):
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidJSON,
+			"request body nests JSON objects and arrays more than "+strconv.Itoa(llm.MaxDepth)+" levels deep")
+	case err != nil && looksCompressed(body):
+		return nil, a.deny(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType,
+			"request body appears to be compressed; send plain JSON (compressed request bodies are not supported)")
 	case err != nil:
 		return nil, a.deny(http.StatusBadRequest, ReasonInvalidJSON, "request body is not valid JSON (a JSON object is expected)")
 	}
@@ -314,6 +320,20 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 		}
 	}
 	return out, maxOut, nil
+}
+
+// looksCompressed reports whether a body that is not JSON starts like a gzip, zlib (deflate)
+// or zstd stream, so the client hears why (brotli has no magic bytes).
+func looksCompressed(b []byte) bool {
+	switch {
+	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b: // gzip
+		return true
+	case len(b) >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd: // zstd
+		return true
+	case len(b) >= 2 && b[0] == 0x78 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0: // zlib
+		return true
+	}
+	return false
 }
 
 // injectsUsage reports whether a request gets stream_options.include_usage added: a streamed

@@ -1,6 +1,10 @@
 package policy_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -116,4 +120,36 @@ func TestCompressedBodyRefused(t *testing.T) {
 		"content-type", "application/json", "content-encoding", "identity")
 	_, rep := fx.Snapshot.Admit(fx.Now, h)
 	require.Nil(t, rep)
+}
+
+// TestBodyErrorsSayWhy: a compressed body and an over-deep one both said "not valid JSON"
+// (issue 14 item 7); each now has its own message.
+func TestBodyErrorsSayWhy(t *testing.T) {
+	fx := policytest.New(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(`{"model":"gpt-4o-mini","messages":[]}`))
+	require.NoError(t, zw.Close())
+	var zl bytes.Buffer
+	zlw := zlib.NewWriter(&zl)
+	_, _ = zlw.Write([]byte(`{"model":"gpt-4o-mini","messages":[]}`))
+	require.NoError(t, zlw.Close())
+	deep := `{"model":"gpt-4o-mini","messages":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		msg        string
+	}{
+		{"gzip", gz.String(), 415, "appears to be compressed"},
+		{"zlib", zl.String(), 415, "appears to be compressed"},
+		{"zstd", "\x28\xb5\x2f\xfd\x00\x00", 415, "appears to be compressed"},
+		{"too deep", deep, 400, "more than 128 levels deep"},
+		{"not JSON", "model=gpt", 400, "not valid JSON"},
+	} {
+		a := admit(t, fx, "valid", "/v1/chat/completions")
+		_, rep := fx.Snapshot.Route(a, []byte(tc.body))
+		require.NotNil(t, rep, tc.name)
+		require.Equal(t, tc.status, rep.Status, tc.name)
+		require.Contains(t, string(rep.Body), tc.msg, tc.name)
+	}
 }

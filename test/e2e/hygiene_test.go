@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -97,6 +100,18 @@ func TestRequestHygiene(t *testing.T) {
 			requireJSONError(t, r, 415)
 			require.Contains(t, string(r.body), "compressed request bodies")
 		}
+		// Compressed but unlabelled, and nested too deep: each says why (issue 14 item 7).
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write([]byte(chatBody("fast", false)))
+		require.NoError(t, zw.Close())
+		r := s.do(t, "POST", "/v1/chat/completions", gz.String(), chat...)
+		requireJSONError(t, r, 415)
+		require.Contains(t, string(r.body), "appears to be compressed")
+		deep := `{"model":"fast","messages":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`
+		r = s.do(t, "POST", "/v1/chat/completions", deep, chat...)
+		requireJSONError(t, r, 400)
+		require.Contains(t, string(r.body), "more than 128 levels deep")
 		require.Empty(t, s.mock.Requests())
 	})
 }
