@@ -61,6 +61,7 @@ type EmbeddedLedger struct {
 	interval time.Duration
 	flushErr func(error)
 	done     chan struct{} // closed by Close; stops Run
+	unlock   func()        // releases the exclusive lock on path + ".lock"
 
 	flushMu  sync.Mutex // serializes writers
 	savedGen uint64     // generation of the last snapshot written; guarded by flushMu
@@ -84,6 +85,17 @@ func OpenEmbedded(path string, opts ...Option) (*EmbeddedLedger, error) {
 		flushErr: o.flushErr,
 		done:     make(chan struct{}),
 	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("budget: ledger %s: %w", path, err)
+	}
+	e.unlock = unlock
+	opened := false
+	defer func() {
+		if !opened {
+			unlock()
+		}
+	}()
 	removeTemps(path)
 	data, err := os.ReadFile(path)
 	switch {
@@ -103,6 +115,7 @@ func OpenEmbedded(path string, opts ...Option) (*EmbeddedLedger, error) {
 			return nil, fmt.Errorf("budget: ledger snapshot %s: %w", path, err)
 		}
 	}
+	opened = true
 	return e, nil
 }
 
@@ -170,10 +183,15 @@ func (e *EmbeddedLedger) Flush() error {
 // Run and writes a final snapshot: every call that completed before Close is in it. If that
 // write fails, calling Close again retries it; otherwise a second Close does nothing.
 func (e *EmbeddedLedger) Close() error {
-	if e.mem.close() {
+	first := e.mem.close()
+	if first {
 		close(e.done)
 	}
-	return e.Flush()
+	err := e.Flush()
+	if first {
+		e.unlock() // after the last write: the next owner reads a complete snapshot
+	}
+	return err
 }
 
 // writeFileAtomic replaces path with data so that a crash at any point leaves either the

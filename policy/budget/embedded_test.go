@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ func TestEmbeddedCrashKeepsLastSnapshot(t *testing.T) {
 	require.NoError(t, l.Flush())
 	// Changes after the last flush are what a crash loses; the process "dies" without Close.
 	require.NoError(t, l.Settle(ctx, "r3", items, []int64{50}))
+	budget.SimulateCrash(l)
 
 	after := openEmbedded(t, path)
 	defer func() { require.NoError(t, after.Close()) }()
@@ -310,4 +312,29 @@ func TestEmbeddedClosed(t *testing.T) {
 	require.ErrorIs(t, l.Settle(ctx, "r1", nil, nil), budget.ErrClosed)
 	_, err = l.Balances(ctx, nil)
 	require.ErrorIs(t, err, budget.ErrUnavailable)
+}
+
+// TestEmbeddedLedgerIsExclusive: a second opener of the same ledger file is refused while the
+// first holds it, in another process as in this one, so two writers never each forget the
+// other's spend; after Close (or a crash) it opens.
+func TestEmbeddedLedgerIsExclusive(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	l := openEmbedded(t, path)
+	_, err := budget.OpenEmbedded(path)
+	require.ErrorIs(t, err, budget.ErrLedgerInUse)
+
+	// Another process: flock(1) with a non-blocking exclusive lock on the same lock file.
+	if flock, lookErr := exec.LookPath("flock"); lookErr == nil {
+		out, err := exec.Command(flock, "-n", "-x", path+".lock", "true").CombinedOutput()
+		require.Error(t, err, "another process got the lock: %s", out)
+	}
+
+	require.NoError(t, l.Close())
+	again, err := budget.OpenEmbedded(path)
+	require.NoError(t, err, "released on Close")
+	budget.SimulateCrash(again)
+	third, err := budget.OpenEmbedded(path)
+	require.NoError(t, err, "released when the process dies")
+	require.NoError(t, third.Close())
 }

@@ -26,4 +26,8 @@ var (
 
 	// ErrSnapshotVersion reports a snapshot written by an unknown format version.
 	ErrSnapshotVersion = errors.New("unsupported ledger snapshot version")
+
+	// ErrLedgerInUse reports an embedded ledger file that another process (or another
+	// OpenEmbedded in this one) holds: two writers would each forget the other's spend.
+	ErrLedgerInUse = errors.New("ledger file in use by another process")
 )
