@@ -181,3 +181,38 @@ func TestReadmePythonSnippets(t *testing.T) {
 		require.NoError(t, err, "python snippet %d is not valid Python: %s\n%s", i, out, s)
 	}
 }
+
+// TestReadmeListsEveryDirectDependency keeps the README's dependency table equal to go.mod's
+// direct requirements, so a new dependency cannot arrive without saying why.
+func TestReadmeListsEveryDirectDependency(t *testing.T) {
+	root := filepath.Join("..", "..")
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	require.NoError(t, err)
+	var direct []string
+	inBlock := false
+	for _, line := range strings.Split(string(mod), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "require (":
+			inBlock = true
+		case line == ")":
+			inBlock = false
+		case inBlock && line != "" && !strings.Contains(line, "// indirect"):
+			direct = append(direct, strings.Fields(line)[0])
+		}
+	}
+	require.NotEmpty(t, direct)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "**Dependencies.**")
+	require.True(t, ok, "README has a **Dependencies.** section")
+	section, _, _ = strings.Cut(section, "\n\n**")
+	var listed []string
+	row := regexp.MustCompile("^\\| `([a-z0-9./_-]+)` \\| ")
+	for _, line := range strings.Split(section, "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			listed = append(listed, m[1])
+		}
+	}
+	require.ElementsMatch(t, direct, listed, "README's dependency table and go.mod's direct requirements differ")
+}
