@@ -102,6 +102,46 @@ func TestReadmeSnippets(t *testing.T) {
 	}
 }
 
+// startMock serves a stand-in for the mock LLM on port and counts the requests that reach it.
+func startMock(t *testing.T, port int) *atomic.Int32 {
+	t.Helper()
+	var hits atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	require.NoError(t, err)
+	mock := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, `{"reached":"mock"}`)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Close() })
+	return &hits
+}
+
+// doRequest sends one request and returns the response with its whole body. The response
+// must arrive over proto.
+func doRequest(t *testing.T, c *http.Client, proto, method, url, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	require.NoError(t, err)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, proto, resp.Proto)
+	return resp, b
+}
+
 // accessLog is the subset of envoy.yaml's JSON access log the test reads.
 type accessLog struct {
 	Method  string `json:"method"`
@@ -121,16 +161,7 @@ func TestFailClosedWithoutExtProc(t *testing.T) {
 	tlsDir := devTLS(t)
 	ports := testutil.FreeEnvoyPorts(t)
 
-	var mockHits atomic.Int32
-	mockLn, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports.Mock))
-	require.NoError(t, err)
-	mock := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mockHits.Add(1)
-		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, `{"reached":"mock"}`)
-	})}
-	go mock.Serve(mockLn)
-	t.Cleanup(func() { mock.Close() })
+	mockHits := startMock(t, ports.Mock)
 
 	cfg := testutil.RenderEnvoyConfig(t, "", ports, tlsDir)
 	envoy := testutil.StartEnvoy(t, bin, cfg)
@@ -151,24 +182,7 @@ func TestFailClosedWithoutExtProc(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			do := func(method, path, body string, hdr map[string]string) (*http.Response, []byte) {
 				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				var rd io.Reader
-				if body != "" {
-					rd = strings.NewReader(body)
-				}
-				req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-				require.NoError(t, err)
-				for k, v := range hdr {
-					req.Header.Set(k, v)
-				}
-				resp, err := c.client.Do(req)
-				require.NoError(t, err)
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				require.NoError(t, err)
-				require.Equal(t, c.proto, resp.Proto)
-				return resp, b
+				return doRequest(t, c.client, c.proto, method, base+path, body, hdr)
 			}
 
 			// /healthz is answered by Envoy with ext_proc disabled on the route.
