@@ -40,19 +40,49 @@ func replaceMatcher(t *testing.T, path, matcher string) {
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
 }
 
-// TestFailClosedWhenExtProcSkipped: envoy.yaml skips ext_proc only for replies Envoy makes to
-// requests Tollgate never forwarded, a decision that cannot be taken before response headers
-// exist. Were the matcher ever to skip ext_proc on the request path instead, the request must
-// still end on the catch-all route with the JSON 502 and reach no upstream, even when the
-// client names one in x-tollgate-upstream. Nothing listens on the ext_proc port: a request
-// that consulted ext_proc would get a 503, so the 502 also shows that ext_proc was skipped.
+// withoutVhostEnable removes the tollgate virtual host's entry that enables ext_proc, which
+// http_filters disables by default.
+func withoutVhostEnable(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	src := string(b)
+	const from, to = "\n              typed_per_filter_config:\n                envoy.filters.http.ext_proc:\n", "\n              request_headers_to_remove:"
+	require.Equal(t, 1, strings.Count(src, from), "the virtual host enables ext_proc")
+	i := strings.Index(src, from)
+	j := i + strings.Index(src[i:], to)
+	require.Less(t, i, j)
+	src = src[:i] + src[j:]
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
+}
+
+// TestFailClosedWhenExtProcSkipped: envoy.yaml runs ext_proc only where the tollgate virtual
+// host enables it, and skips it only for replies Envoy makes to requests Tollgate never
+// forwarded, a decision that cannot be taken before response headers exist. Were ext_proc ever
+// left out of a request instead (the matcher deciding on the request path, or the virtual host
+// not enabling the filter), the request must still end on the catch-all route with the JSON
+// 502 and reach no upstream, even when the client names one in x-tollgate-upstream. Nothing
+// listens on the ext_proc port: a request that consulted ext_proc would get a 503, so the 502
+// also shows that ext_proc was left out.
 func TestFailClosedWhenExtProcSkipped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(t *testing.T, cfg string)
+	}{
+		{"matcher skips every request", func(t *testing.T, cfg string) { replaceMatcher(t, cfg, skipAlways) }},
+		{"virtual host does not enable ext_proc", withoutVhostEnable},
+	} {
+		t.Run(tc.name, func(t *testing.T) { failClosedWithoutExtProc(t, tc.mutate) })
+	}
+}
+
+func failClosedWithoutExtProc(t *testing.T, mutate func(t *testing.T, cfg string)) {
 	bin := testutil.EnvoyBinary(t)
 	tlsDir := devTLS(t)
 	ports := testutil.FreeEnvoyPorts(t)
 	mockHits := startMock(t, ports.Mock)
 	cfg := testutil.RenderEnvoyConfig(t, "", ports, tlsDir)
-	replaceMatcher(t, cfg, skipAlways)
+	mutate(t, cfg)
 	envoy := testutil.StartEnvoy(t, bin, cfg)
 
 	base := "https://127.0.0.1:" + strconv.Itoa(ports.Listener)

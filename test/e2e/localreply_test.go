@@ -38,7 +38,7 @@ func TestEnvoyLocalReplies(t *testing.T) {
 			{"invalid method", "FO(O /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n", 400},
 			// Arrives with its headers, so no route was chosen yet either.
 			{"bad chunk size", "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400},
-			// Reaches ext_proc: Tollgate's own JSON 404 (unknown endpoint).
+			// No route matches a CONNECT, so ext_proc is not even created: Envoy's 404.
 			{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 404},
 			// Envoy refuses it before any filter (absolute_path_rejected).
 			{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n", 404},
