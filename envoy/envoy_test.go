@@ -3,6 +3,7 @@ package envoy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -64,42 +65,202 @@ func TestValidate(t *testing.T) {
 	})
 }
 
-// yamlLines returns the trimmed, comment-free, non-empty lines of text.
-func yamlLines(text string) []string {
-	var out []string
+// yamlLine is one line of YAML without comments: its indentation and its text.
+type yamlLine struct {
+	indent int
+	text   string
+}
+
+// yamlLines returns the non-empty lines of text with comments (whole-line and trailing " #")
+// removed.
+func yamlLines(text string) []yamlLine {
+	var out []yamlLine
 	for _, line := range strings.Split(text, "\n") {
 		if i := strings.Index(line, " #"); i >= 0 {
 			line = line[:i]
 		}
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 			continue
 		}
-		out = append(out, line)
+		out = append(out, yamlLine{indent: len(line) - len(strings.TrimLeft(line, " ")), text: trimmed})
 	}
 	return out
 }
 
-// TestReadmeSnippets keeps the YAML in README.md from drifting away from the
-// validated envoy.yaml: every line of every yaml block must occur there.
+// yamlItems splits lines into the items at their smallest indentation: a list entry or a key
+// with everything under it. A key's list entries may sit at the key's own indentation
+// ("key:\n- a"), as envoy.yaml writes them.
+func yamlItems(lines []yamlLine) [][]yamlLine {
+	if len(lines) == 0 {
+		return nil
+	}
+	base := lines[0].indent
+	for _, l := range lines {
+		base = min(base, l.indent)
+	}
+	var out [][]yamlLine
+	for _, l := range lines {
+		if l.indent == base {
+			head := len(out) > 0 && !strings.HasPrefix(out[len(out)-1][0].text, "- ") && strings.HasSuffix(out[len(out)-1][0].text, ":")
+			if !(head && strings.HasPrefix(l.text, "- ")) {
+				out = append(out, nil)
+			}
+		}
+		if len(out) == 0 {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], l)
+	}
+	return out
+}
+
+// containsItem reports whether item occurs in hay as a whole: the same lines in a row, shifted
+// by one indentation, and followed by nothing that would still belong to it.
+func containsItem(hay, item []yamlLine) bool {
+	for i := 0; i+len(item) <= len(hay); i++ {
+		shift := hay[i].indent - item[0].indent
+		match := true
+		for k, l := range item {
+			if hay[i+k].text != l.text || hay[i+k].indent-l.indent != shift {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		if j := i + len(item); j == len(hay) || hay[j].indent <= hay[i].indent {
+			return true
+		}
+	}
+	return false
+}
+
+// exampleOnly are README lines that only make sense in an existing Envoy: envoy.yaml serves
+// every host name.
+var exampleOnly = map[string]bool{`domains: ["llm.example.com", "llm.example.com:*"]`: true}
+
+// TestReadmeSnippets keeps the YAML in README.md identical to the validated envoy.yaml: every
+// top-level item of every yaml block (a filter, a mapper list, a cluster) occurs in envoy.yaml
+// as a whole, field for field. The tollgate virtual host is compared key by key and route by
+// route, because envoy.yaml's has more routes and serves every host name.
 func TestReadmeSnippets(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	cfg, err := os.ReadFile("envoy.yaml")
 	require.NoError(t, err)
-	have := map[string]bool{}
-	for _, l := range yamlLines(string(cfg)) {
-		have[l] = true
-	}
+	hay := yamlLines(string(cfg))
 	blocks := strings.Split(string(readme), "```yaml\n")[1:]
 	require.NotEmpty(t, blocks, "README.md has yaml snippets")
+	checked := 0
 	for _, b := range blocks {
 		b, _, ok := strings.Cut(b, "```")
 		require.True(t, ok, "unterminated yaml block")
-		for _, l := range yamlLines(b) {
-			require.True(t, have[l], "README.md line not found in envoy.yaml: %q", l)
+		// Fragments of one block go to different places: split them first.
+		parts := []string{b}
+		if frags, err := splitFragments(b); err == nil {
+			parts = parts[:0]
+			for _, f := range frags {
+				parts = append(parts, strings.Join(f.lines, "\n"))
+			}
+		}
+		var items [][]yamlLine
+		for _, p := range parts {
+			items = append(items, yamlItems(yamlLines(p))...)
+		}
+		for _, item := range items {
+			if item[0].text != "- name: tollgate" {
+				require.True(t, containsItem(hay, item), "README.md item not found as a whole in envoy.yaml:\n%s", itemText(item))
+				checked++
+				continue
+			}
+			for _, field := range yamlItems(item[1:]) {
+				switch {
+				case exampleOnly[field[0].text] && len(field) == 1:
+				case field[0].text == "routes:":
+					for _, route := range yamlItems(field[1:]) {
+						require.True(t, containsItem(hay, route), "README.md route not found in envoy.yaml:\n%s", itemText(route))
+						checked++
+					}
+				default:
+					require.True(t, containsItem(hay, field), "README.md virtual host field not found in envoy.yaml:\n%s", itemText(field))
+					checked++
+				}
+			}
 		}
 	}
+	require.GreaterOrEqual(t, checked, 10)
+}
+
+func itemText(item []yamlLine) string {
+	var b strings.Builder
+	for _, l := range item {
+		fmt.Fprintf(&b, "%s%s\n", strings.Repeat(" ", l.indent), l.text)
+	}
+	return b.String()
+}
+
+func TestContainsItem(t *testing.T) {
+	hay := yamlLines("a:\n  b:\n  - x: 1\n    y: 2\n  - z: 3\n  c: 4 # note\n")
+	tests := []struct {
+		name, item string
+		want       bool
+	}{
+		{"list entry", "- x: 1\n  y: 2\n", true},
+		{"key with its list", "b:\n- x: 1\n  y: 2\n- z: 3\n", true},
+		{"comments ignored", "# c\nc: 4\n", true},
+		{"entry missing a field", "- x: 1\n", false},
+		{"field changed", "- x: 1\n  y: 3\n", false},
+		{"indentation changed", "- x: 1\n   y: 2\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			items := yamlItems(yamlLines(tc.item))
+			require.Len(t, items, 1)
+			require.Equal(t, tc.want, containsItem(hay, items[0]))
+		})
+	}
+}
+
+// startMock serves a stand-in for the mock LLM on port and counts the requests that reach it.
+func startMock(t *testing.T, port int) *atomic.Int32 {
+	t.Helper()
+	var hits atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	require.NoError(t, err)
+	mock := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, `{"reached":"mock"}`)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go mock.Serve(ln)
+	t.Cleanup(func() { mock.Close() })
+	return &hits
+}
+
+// doRequest sends one request and returns the response with its whole body. The response
+// must arrive over proto.
+func doRequest(t *testing.T, c *http.Client, proto, method, url, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	require.NoError(t, err)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, proto, resp.Proto)
+	return resp, b
 }
 
 // accessLog is the subset of envoy.yaml's JSON access log the test reads.
@@ -121,16 +282,7 @@ func TestFailClosedWithoutExtProc(t *testing.T) {
 	tlsDir := devTLS(t)
 	ports := testutil.FreeEnvoyPorts(t)
 
-	var mockHits atomic.Int32
-	mockLn, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports.Mock))
-	require.NoError(t, err)
-	mock := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mockHits.Add(1)
-		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, `{"reached":"mock"}`)
-	})}
-	go mock.Serve(mockLn)
-	t.Cleanup(func() { mock.Close() })
+	mockHits := startMock(t, ports.Mock)
 
 	cfg := testutil.RenderEnvoyConfig(t, "", ports, tlsDir)
 	envoy := testutil.StartEnvoy(t, bin, cfg)
@@ -151,24 +303,7 @@ func TestFailClosedWithoutExtProc(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			do := func(method, path, body string, hdr map[string]string) (*http.Response, []byte) {
 				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				var rd io.Reader
-				if body != "" {
-					rd = strings.NewReader(body)
-				}
-				req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-				require.NoError(t, err)
-				for k, v := range hdr {
-					req.Header.Set(k, v)
-				}
-				resp, err := c.client.Do(req)
-				require.NoError(t, err)
-				defer resp.Body.Close()
-				b, err := io.ReadAll(resp.Body)
-				require.NoError(t, err)
-				require.Equal(t, c.proto, resp.Proto)
-				return resp, b
+				return doRequest(t, c.client, c.proto, method, base+path, body, hdr)
 			}
 
 			// /healthz is answered by Envoy with ext_proc disabled on the route.

@@ -259,6 +259,52 @@ func renderEnvoyConfig(in []byte, p EnvoyPorts, tlsDir string) ([]byte, error) {
 	return out, nil
 }
 
+// Rewrite is one exact text replacement made by RenderBootstrap.
+type Rewrite struct{ Old, New string }
+
+// SocketRewrite moves a one-line socket_address (the form envoy/envoy.yaml and the examples
+// use) from addr:port to 127.0.0.1:newPort.
+func SocketRewrite(addr string, port, newPort int) Rewrite {
+	return Rewrite{Old: socket(addr, port), New: socket("127.0.0.1", newPort)}
+}
+
+// RenderBootstrap reads the Envoy bootstrap src, applies every rewrite (each Old text must
+// occur exactly once, so the test cannot silently drift from the file), writes the result
+// into t.TempDir() and returns its path. The result must not bind 0.0.0.0 any more.
+func RenderBootstrap(t testing.TB, src string, rewrites ...Rewrite) string {
+	t.Helper()
+	in, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("testutil: %v", err)
+	}
+	out, err := renderBootstrap(string(in), rewrites)
+	if err != nil {
+		t.Fatalf("testutil: render %s: %v", src, err)
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.WriteFile(dst, []byte(out), 0o600); err != nil {
+		t.Fatalf("testutil: %v", err)
+	}
+	return dst
+}
+
+func renderBootstrap(out string, rewrites []Rewrite) (string, error) {
+	var errs []error
+	for _, r := range rewrites {
+		if n := strings.Count(out, r.Old); n != 1 || r.Old == "" {
+			errs = append(errs, fmt.Errorf("%q occurs %d times, want 1", r.Old, n))
+			continue
+		}
+		out = strings.Replace(out, r.Old, r.New, 1)
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if code, _, _ := strings.Cut(line, "#"); strings.Contains(code, "0.0.0.0") {
+			errs = append(errs, fmt.Errorf("line %d still binds 0.0.0.0 after rendering: %q", i+1, strings.TrimSpace(line)))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // StartEnvoy starts bin with config cfg from the repository root, with a
 // dynamic base id (several Envoys may run at once), log level warn, two
 // worker threads and a 100 ms access-log flush interval (so tests can read

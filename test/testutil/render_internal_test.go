@@ -156,3 +156,30 @@ func TestWaitHTTPPolls(t *testing.T) {
 	err := waitHTTP(down.Client(), down.URL, 200*time.Millisecond)
 	require.ErrorContains(t, err, "status 502")
 }
+
+func TestRenderBootstrap(t *testing.T) {
+	src := "listen:\n  socket_address: { address: 0.0.0.0, port_value: 8443 }\ntls: /etc/tls/server.crt # keep\n"
+	out, err := renderBootstrap(src, []Rewrite{
+		SocketRewrite("0.0.0.0", 8443, 20001),
+		{Old: "/etc/tls/server.crt", New: "/tmp/x/server.crt"},
+	})
+	require.NoError(t, err)
+	require.Equal(t, "listen:\n  socket_address: { address: 127.0.0.1, port_value: 20001 }\ntls: /tmp/x/server.crt # keep\n", out)
+
+	tests := []struct {
+		name     string
+		rewrites []Rewrite
+		wantErr  string
+	}{
+		{"text missing", []Rewrite{SocketRewrite("0.0.0.0", 8443, 1), {Old: "/etc/tls/other.crt", New: "x"}}, `"/etc/tls/other.crt" occurs 0 times`},
+		{"text twice", []Rewrite{SocketRewrite("0.0.0.0", 8443, 1), {Old: "tls", New: "x"}}, `"tls" occurs 2 times`},
+		{"empty", []Rewrite{SocketRewrite("0.0.0.0", 8443, 1), {}}, `"" occurs`},
+		{"public listener left", nil, "still binds 0.0.0.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := renderBootstrap(src, tc.rewrites)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
