@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,6 +30,9 @@ type loaded struct {
 	dir     string
 	files   []string
 	keySrcs []keySource
+	// fp fingerprints the bytes that were read (see fingerprint), so a watcher compares the
+	// files on disk with what was loaded, not with what they held a moment later.
+	fp [32]byte
 }
 
 // keySource locates one entry of cfg.Keys: in the main config (file -1) or in
@@ -55,7 +59,17 @@ func readConfigCreating(path, creating string) (*loaded, error) {
 		}
 	}
 	l := &loaded{dir: filepath.Dir(abs), files: []string{abs}}
-	if err := decodeYAML(abs, &l.cfg); err != nil {
+	fp := sha256.New()
+	read := func(p string) ([]byte, error) {
+		raw, err := os.ReadFile(p)
+		fingerprintFile(fp, p, raw, err)
+		return raw, err
+	}
+	raw, err := read(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if err := decodeYAMLBytes(filepath.Base(abs), raw, &l.cfg); err != nil {
 		return nil, err
 	}
 	for i := range l.cfg.Keys {
@@ -70,12 +84,14 @@ func readConfigCreating(path, creating string) (*loaded, error) {
 		var extra struct {
 			Keys []policy.KeyConfig `mapstructure:"keys"`
 		}
-		if p == creating {
-			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+		raw, err := read(p)
+		if p == creating && errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
-		if err := decodeYAML(p, &extra); err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("key_files[%d] %s: read config: %w", i, kf, err)
+		}
+		if err := decodeYAMLBytes(filepath.Base(p), raw, &extra); err != nil {
 			return nil, fmt.Errorf("key_files[%d] %s: %w", i, kf, err)
 		}
 		for j := range extra.Keys {
@@ -83,6 +99,7 @@ func readConfigCreating(path, creating string) (*loaded, error) {
 		}
 		l.cfg.Keys = append(l.cfg.Keys, extra.Keys...)
 	}
+	copy(l.fp[:], fp.Sum(nil))
 	return l, nil
 }
 

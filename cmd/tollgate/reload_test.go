@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -120,4 +121,26 @@ func TestReadyzShowsLastReloadError(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(tr.keyFile), good, 0o600))
 	require.Eventually(t, func() bool { return readyz()["config_current"] == true }, 5*time.Second, 20*time.Millisecond)
 	require.Equal(t, st["last_reload_error_at"], readyz()["last_reload_error_at"])
+}
+
+// TestWatchSeesAChangeWrittenBeforeItStarted: the watcher used to take its first fingerprint
+// when its goroutine started, so a config written between the load and that moment (a busy
+// machine makes the window wide) was never reloaded. It now compares against the bytes the
+// load read.
+func TestWatchSeesAChangeWrittenBeforeItStarted(t *testing.T) {
+	tr := newTrial(t)
+	logs := &syncBuffer{}
+	log, err := newLogger("info", "json", logs)
+	require.NoError(t, err)
+	g := &gateway{path: tr.cfg, log: log}
+	require.NoError(t, g.load())
+	before := g.Snapshot()
+
+	tr.writeConfig(t, "limits: {max_request_bytes: 2048}\n") // lands after the load, before watch
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.watch(ctx, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return g.Snapshot() != before }, 5*time.Second, 10*time.Millisecond,
+		"the change was never loaded; logs:\n%s", logs)
+	require.Equal(t, int64(0), g.failed.Load(), "logs:\n%s", logs)
 }

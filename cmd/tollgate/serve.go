@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -43,9 +44,11 @@ type gateway struct {
 	budget  policy.BudgetConfig // what the ledger was opened with: a reload may not change it
 	snap    atomic.Pointer[policy.Snapshot]
 	files   atomic.Pointer[[]string]
-	ready   atomic.Bool
-	reloads atomic.Int64 // successful reloads
-	failed  atomic.Int64 // refused reloads (the last good config kept serving)
+	// loadedFP fingerprints the bytes the snapshot in force was compiled from.
+	loadedFP atomic.Pointer[[32]byte]
+	ready    atomic.Bool
+	reloads  atomic.Int64 // successful reloads
+	failed   atomic.Int64 // refused reloads (the last good config kept serving)
 	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
 	lastFailure atomic.Pointer[reloadFailure]
 	audit       *auditHealth // set before the admin listener serves; nil when audit is off
@@ -73,20 +76,22 @@ func (g *gateway) load() error {
 	}
 	g.snap.Store(s)
 	g.files.Store(&l.files)
+	g.loadedFP.Store(&l.fp)
 	return nil
 }
 
-// reload is one reload attempt, logged and counted.
-func (g *gateway) reload(why string) {
+// reload is one reload attempt, logged and counted. It reports whether it took effect.
+func (g *gateway) reload(why string) bool {
 	if err := g.load(); err != nil {
 		g.failed.Add(1)
 		g.lastFailure.Store(newReloadFailure(err, time.Now()))
 		g.log.Error("config reload refused; the last good config keeps serving",
 			zap.String("trigger", why), zap.Error(err))
-		return
+		return false
 	}
 	g.reloads.Add(1)
 	g.log.Info("config reloaded", zap.String("trigger", why), zap.Int("keys", g.Snapshot().KeyCount()))
+	return true
 }
 
 // fingerprint hashes the contents of files. Contents, not mtimes: mounted ConfigMaps and
@@ -95,15 +100,20 @@ func fingerprint(files []string) [32]byte {
 	h := sha256.New()
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
-		if err != nil {
-			raw = []byte("unreadable")
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(raw))
-		h.Write(raw)
+		fingerprintFile(h, f, raw, err)
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	return sum
+}
+
+// fingerprintFile adds one file, as read, to a fingerprint.
+func fingerprintFile(h hash.Hash, path string, raw []byte, err error) {
+	if err != nil {
+		raw = []byte("unreadable")
+	}
+	fmt.Fprintf(h, "%s\x00%d\x00", path, len(raw))
+	h.Write(raw)
 }
 
 // watch polls the config files and listens for SIGHUP until ctx ends. A file that fails to
@@ -114,22 +124,28 @@ func (g *gateway) watch(ctx context.Context, every time.Duration) {
 	defer signal.Stop(hup)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	last := fingerprint(*g.files.Load())
+	// last is what the snapshot in force was built from (the bytes its load read), or, after
+	// a refused reload, what the files held just before it: a change written at any moment
+	// after that differs from last and is picked up at the next tick.
+	last := *g.loadedFP.Load()
+	attempt := func(why string) {
+		cur := fingerprint(*g.files.Load())
+		if g.reload(why) {
+			last = *g.loadedFP.Load()
+		} else {
+			last = cur
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			last = fingerprint(*g.files.Load())
-			g.reload("sighup")
+			attempt("sighup")
 		case <-t.C:
-			cur := fingerprint(*g.files.Load())
-			if cur == last {
-				continue
+			if fingerprint(*g.files.Load()) != last {
+				attempt("file_change")
 			}
-			last = cur
-			g.reload("file_change")
-			last = fingerprint(*g.files.Load())
 		}
 	}
 }
