@@ -168,6 +168,14 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 			return nil, a.tooLarge(s.maxBody)
 		}
 	}
+	for _, n := range h.Names {
+		if !isCredentialHeader(n) && hasVirtualKey(h.Get(n)) {
+			// A virtual key travels only in a credential header, which Tollgate removes. One
+			// anywhere else would reach the provider (user-agent, accept are forwarded).
+			return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest,
+				"a Tollgate API key may be sent only in the authorization, x-api-key or api-key header")
+		}
+	}
 	a.names = h.Names
 	return a, nil
 }
@@ -320,6 +328,30 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 		}
 	}
 	return out, maxOut, nil
+}
+
+// isCredentialHeader reports whether name is one of the headers a virtual key is sent in.
+func isCredentialHeader(name string) bool {
+	for _, c := range credentialHeaders {
+		if name == c {
+			return true
+		}
+	}
+	return false
+}
+
+// hasVirtualKey reports whether a header value holds what looks like a Tollgate key: the
+// "tgk_" prefix in any letter case, or percent-encoded.
+func hasVirtualKey(v string) bool {
+	for i := 0; i+4 <= len(v); i++ {
+		if (v[i]|0x20) != 't' || (v[i+1]|0x20) != 'g' || (v[i+2]|0x20) != 'k' {
+			continue
+		}
+		if v[i+3] == '_' || strings.HasPrefix(v[i+3:], "%5f") || strings.HasPrefix(v[i+3:], "%5F") {
+			return true
+		}
+	}
+	return false
 }
 
 // looksCompressed reports whether a body that is not JSON starts like a gzip, zlib (deflate)

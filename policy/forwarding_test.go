@@ -153,3 +153,29 @@ func TestBodyErrorsSayWhy(t *testing.T) {
 		require.Contains(t, string(rep.Body), tc.msg, tc.name)
 	}
 }
+
+// TestVirtualKeyOutsideCredentialHeaders: a Tollgate key anywhere but the credential headers
+// (which are removed) would reach the provider; it is refused without being echoed.
+func TestVirtualKeyOutsideCredentialHeaders(t *testing.T) {
+	fx := policytest.New(t)
+	key := fx.Keys["valid"]
+	for _, hdr := range [][2]string{
+		{"user-agent", "sdk/1 " + key},
+		{"accept", "application/json;k=" + key},
+		{"x-anything", key},
+		{"user-agent", "TGK_" + key[4:]},
+		{"user-agent", "tgk%5F" + key[4:]},
+		{"anthropic-version", "2023-06-01 " + key},
+	} {
+		h := hdrs("POST", "/v1/chat/completions", false, "authorization", "Bearer "+key,
+			"content-type", "application/json", hdr[0], hdr[1])
+		_, rep := fx.Snapshot.Admit(fx.Now, h)
+		require.NotNil(t, rep, hdr[0])
+		require.Equal(t, 400, rep.Status, hdr[0])
+		require.NotContains(t, string(rep.Body), key[17:], "never echoed")
+	}
+	h := hdrs("POST", "/v1/chat/completions", false, "authorization", "Bearer "+key, "x-api-key", key,
+		"content-type", "application/json", "user-agent", "a tgk-like word: tgkx_y")
+	_, rep := fx.Snapshot.Admit(fx.Now, h)
+	require.Nil(t, rep, "the same key in two credential headers, and no key elsewhere")
+}
