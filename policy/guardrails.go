@@ -116,6 +116,9 @@ type Guard struct {
 // scanRequest applies the key's guardrail profile to the body. It returns the body to
 // forward (redacted or not) or a 403 naming the blocking rule.
 func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs bool) ([]byte, *Guard, *Reply) {
+	if guard.ContainsVirtualKey(body) { // whatever the profile: a Tollgate key never reaches a provider
+		return nil, nil, a.deny(http.StatusBadRequest, ReasonVirtualKeyInBody, "the request body contains a Tollgate API key; send it only in the authorization header")
+	}
 	profile := s.guard.profileFor(a.Key.ID, a.Key.Team)
 	if profile == "" {
 		return body, nil, nil
