@@ -149,3 +149,18 @@ func TestGuardEvidenceLogAndAuditAgree(t *testing.T) {
 	}
 	require.Equal(t, want, logged, "the log line and the audit event agree")
 }
+
+// TestGuardedCleanJSONResponseLosesLogprobs: a guarded response carries no log probabilities
+// even when nothing in it was redacted: they would repeat text token by token outside what
+// redaction rewrites (issue 8 item 3, defense in depth for providers that send them unasked).
+func TestGuardedCleanJSONResponseLosesLogprobs(t *testing.T) {
+	h := serve(t, policytest.NewWith(t, policytest.Guarded))
+	s, _ := h.open(t)
+	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
+	roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`))
+	roundTrip(t, s, respHeaders("200", "content-type", "application/json"))
+	body := `{"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"logprobs":{"content":[{"token":"hello","logprob":-0.1}]}}]}`
+	out := released(roundTrip(t, s, respBody(body, true)), body)
+	require.Contains(t, out, `"logprobs":null`)
+	require.NotContains(t, out, `"token"`)
+}

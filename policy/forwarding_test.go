@@ -179,3 +179,16 @@ func TestVirtualKeyOutsideCredentialHeaders(t *testing.T) {
 	_, rep := fx.Snapshot.Admit(fx.Now, h)
 	require.Nil(t, rep, "the same key in two credential headers, and no key elsewhere")
 }
+
+// TestUnknownBodyShapeSaysWhere: a text-bearing member of a kind the API does not define is
+// refused as a client error that names the member, never its content.
+func TestUnknownBodyShapeSaysWhere(t *testing.T) {
+	fx := policytest.NewWith(t, policytest.Guarded)
+	a := admit(t, fx, "valid", "/v1/chat/completions")
+	_, rep := fx.Snapshot.Route(a, []byte(`{"model":"fast","messages":[{"role":"user","content":{"secret":"AKIAIOSFODNN7EXAMPLE"}}]}`))
+	require.NotNil(t, rep)
+	require.Equal(t, 400, rep.Status)
+	require.Equal(t, policy.ReasonInvalidRequest, rep.Reason)
+	require.Contains(t, string(rep.Body), "messages[0].content")
+	require.NotContains(t, string(rep.Body), "AKIA")
+}

@@ -117,6 +117,10 @@ type Guard struct {
 // forward (redacted or not) or a 403 naming the blocking rule.
 // logprobs names the request field asking for log probabilities, "" when none does.
 func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs string) ([]byte, *Guard, *Reply) {
+	if guard.ContainsVirtualKey(body) { // whatever the profile: a Tollgate key never reaches a provider
+		return nil, nil, a.deny(http.StatusBadRequest, ReasonVirtualKeyInBody,
+			"the request body contains a Tollgate API key; send it only in the authorization, x-api-key or api-key header")
+	}
 	profile := s.guard.profileFor(a.Key.ID, a.Key.Team)
 	if profile == "" {
 		return body, nil, nil
@@ -124,6 +128,10 @@ func (s *Snapshot) scanRequest(a *Admission, body []byte, logprobs string) ([]by
 	res, err := s.guard.engine.ScanRequest(profile, a.Endpoint, body)
 	if errors.Is(err, guard.ErrDuplicateKey) {
 		return nil, nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has duplicate keys")
+	}
+	if errors.Is(err, guard.ErrUnknownShape) {
+		// The error names a schema path and a JSON kind, never body content.
+		return nil, nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has a shape the API does not define ("+err.Error()+")")
 	}
 	if err != nil {
 		// Fail closed: a body the guardrails cannot read is not forwarded.
@@ -158,9 +166,8 @@ func (s *Snapshot) ScanResponse(f *Forward, body []byte) ([]byte, []guard.Findin
 	if err != nil {
 		return nil, nil, err
 	}
-	if res.Decision == guard.DecisionAllow {
-		return nil, res.Totals(), nil
-	}
+	// NewBody is set when something was rewritten: redacted text, or log probabilities removed
+	// from an otherwise clean response.
 	return res.NewBody, res.Totals(), nil
 }
 

@@ -32,6 +32,7 @@ const (
 	ReasonMaxTokensExceeded    Reason = "max_tokens_exceeded"
 	ReasonGuardrailBlocked     Reason = "guardrail_blocked"
 	ReasonGuardrailUnreadable  Reason = "guardrail_unreadable"
+	ReasonVirtualKeyInBody     Reason = "virtual_key_in_body"
 	ReasonAuditUnavailable     Reason = "audit_unavailable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"

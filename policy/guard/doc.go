@@ -23,36 +23,53 @@
 // because Tollgate and the provider must never read different values.
 //
 // Findings carry rule ids, detectors, counts and paths built from names
-// Tollgate defines ("messages[2].content"), never matched text; errors carry
-// at most a byte offset or a config field path. Result.Totals is the shape
-// an audit event records.
+// Tollgate defines ("messages[2].content"; "(body)" for a top-level member
+// the schema does not name), never matched text; errors carry at most a
+// byte offset, a schema path or a config field path. Result.Totals is the
+// shape an audit event records.
+//
+// ContainsVirtualKey is the cheap, profile-independent check that a body
+// holds no Tollgate key in any spelling.
 //
 // # Where the engine looks
 //
 // ScanRequest parses the body once, in a single strict pass (RFC 8259, no
 // tree, no allocation on the clean path) that also records the byte span of
-// every JSON string the endpoint's schema selects:
+// every string to scan. In a request that is every string the provider
+// reads, in members the endpoint's schema names and in members it does not
+// (user, metadata, stop, a stray content in a text part, fields a provider
+// adds tomorrow), object keys included. Three kinds of strings differ:
 //
-//   - Chat completions: messages[].content (a string, or parts' text and
-//     refusal), messages[].refusal, tool_calls[].function.arguments and the
-//     legacy function_call.arguments; tools[].function.description and every
-//     string in its parameters schema; legacy functions[]; response_format's
-//     JSON schema; prediction.content.
-//   - Legacy completions: prompt (string or array of strings) and suffix.
-//   - Embeddings: input (string or array of strings).
-//   - Responses: input (a string, or items whose content is a string or
-//     input_text/output_text parts, function_call arguments and
-//     function_call_output output), instructions, tools' descriptions and
-//     parameters, text.format's schema.
-//   - Anthropic messages: system (string or text blocks), messages[].content
-//     (string, text blocks, every string in a tool_use input, tool_result
-//     content), tools' description and input_schema.
+//   - Base64 data is skipped: image, file and audio data URLs
+//     (image_url, url, file_data: "data:…;base64,…"; the header up to the
+//     comma is still scanned), input_audio data, and Anthropic source data
+//     and redacted_thinking data when the block's type is "base64" or
+//     "redacted_thinking". Only a value that really is base64 is skipped;
+//     anything else there (a "text" document's data, an https URL) is text.
+//   - Strings that must stay as they are keep their bytes: tool and
+//     function names, ids (id, *_id), type, role, model, status, thinking
+//     signatures, encrypted_content and object keys the schema does not
+//     name (metadata keys, JSON schema property names). They are scanned,
+//     and a match of a block or redact rule there blocks the request: it
+//     cannot be redacted without breaking the request.
+//   - Every other string is text: matches are redacted in place.
 //
-// Image, audio and file data are not scanned, nor are tool and function
-// names (rewriting them would break tool calling). ScanResponseJSON reads
-// choices[].message (content, refusal, tool-call arguments) and
-// choices[].text, Responses output[].content[].text and arguments, and
-// Anthropic content[].text and tool_use input.
+// A text-bearing member of a kind the schema does not know is refused with
+// ErrUnknownShape for every profile: messages[].content, Anthropic system,
+// Responses and embeddings input, a text part's text, user or metadata as
+// an object, a number or another unexpected kind.
+//
+// ScanResponseJSON reads the members of the dialect tables (dialects.go),
+// which the stream redactor reads too: chat message content, refusal,
+// reasoning_content, reasoning and function or tool-call arguments;
+// completions text; Responses output items' message text and refusals,
+// function, custom tool and MCP arguments, reasoning summaries and
+// reasoning text, code interpreter code; Anthropic text, thinking, tool_use
+// input, citations and tool result content. A member of an unexpected kind
+// in a response is read whole (every string in it). A profile that
+// rewrites responses also removes their logprobs, which repeat the text
+// token by token: null for chat and completions choices, [] for Responses
+// content parts.
 //
 // # Normalization
 //
@@ -114,7 +131,7 @@
 // look at a bounded window. Custom expressions run once per string with Go's
 // linear-time regexp, which itself skips to a literal prefix when the
 // expression has one. Scratch space is pooled (and wiped after use): a clean
-// 4 KiB chat body costs about 14 µs (3 µs of it parsing) and no allocation
+// 4 KiB chat body costs about 16 µs (4 µs of it parsing) and no allocation
 // on one core, against about 1.1 ms for a loop of independent regular
 // expressions (see bench_test.go).
 //
@@ -130,8 +147,10 @@
 // arguments, a Responses output part, a Messages content block) its own
 // scanner, rewrites each delta to what the scanner releases, and releases
 // held text in the event that ends the text or in a synthesized event just
-// before it. Events that carry no text pass byte-identical; events that
-// repeat full text (Responses "*.done", response.completed) are scanned
-// whole like a JSON response. An event it cannot read is a scan failure and,
-// fail closed, is dropped. See SSERedactor for the per-endpoint details.
+// before it. Events that carry no text pass byte-identical (but for
+// Responses sequence numbers, renumbered to stay unique around synthesized
+// events, and removed logprobs); events that repeat full text (Responses
+// "*.done", response.completed) are scanned whole like a JSON response. An
+// event it cannot read is a scan failure and, fail closed, is dropped. See
+// SSERedactor for the per-endpoint details.
 package guard

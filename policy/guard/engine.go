@@ -24,6 +24,10 @@ type profile struct {
 	plan    *plan
 	ruleOf  []int // by detID: index into Rules, or -1
 	maxScan int
+	// stripLogprobs: the profile rewrites responses (a redact or block
+	// rule, no dry run), so logprobs, which repeat the text outside what
+	// redaction rewrites, are removed from them.
+	stripLogprobs bool
 }
 
 // Compile validates and compiles profiles. Every problem is reported (joined,
@@ -36,6 +40,11 @@ func Compile(cfgs ...ProfileConfig) (*Engine, error) {
 	for i, c := range cfgs {
 		prefix := fmt.Sprintf("profiles[%d]", i)
 		p := compileProfile(c, prefix, &errs)
+		if p != nil {
+			for _, r := range p.Rules {
+				p.stripLogprobs = p.stripLogprobs || (!p.DryRun && r.Action != Audit)
+			}
+		}
 		if _, dup := e.profiles[c.Name]; dup {
 			errs = append(errs, fmt.Errorf("%s.name: duplicate profile %q", prefix, c.Name))
 		}
@@ -68,16 +77,24 @@ func (e *Engine) Profiles() []string {
 	return names
 }
 
-// ScanRequest scans a request body for endpoint ep (which fixes where the
-// text sits: see the package documentation) with the named profile.
+// ScanRequest scans a request body for endpoint ep with the named profile:
+// every string the provider reads, except base64 image, audio and file
+// data (see the package documentation).
 //
 // The body is parsed once. It must be one JSON object, nested at most
-// MaxDepth deep, with no duplicate key in any object; otherwise the error
-// wraps ErrInvalidJSON (and ErrTooDeep), ErrNotObject or ErrDuplicateKey, and
-// the caller should answer 400. These checks hold for every profile, even one
-// without rules. ErrUnknownProfile and ErrUnsupportedEndpoint are caller
-// errors. A body that parses but cannot be scanned (ErrScanLimit) is not an
-// error: the rules' fail modes decide, and Result.ScanErr says why.
+// MaxDepth deep, with no duplicate key in any object, and each text-bearing
+// member must have a kind the endpoint's schema knows (messages[].content a
+// string, an array of parts or null, never an object); otherwise the error
+// wraps ErrInvalidJSON (and ErrTooDeep), ErrNotObject, ErrDuplicateKey or
+// ErrUnknownShape, and the caller should answer 400. These checks hold for
+// every profile, even one without rules. ErrUnknownProfile and
+// ErrUnsupportedEndpoint are caller errors. A body that parses but cannot
+// be scanned (ErrScanLimit) is not an error: the rules' fail modes decide,
+// and Result.ScanErr says why.
+//
+// Strings that must not be rewritten (tool and function names, ids, roles,
+// types, signatures, object keys) are scanned too: a match of a block or
+// redact rule there blocks the request, BlockedBy naming the rule.
 func (e *Engine) ScanRequest(profile string, ep llm.Endpoint, body []byte) (Result, error) {
 	p, ok := e.profiles[profile]
 	if !ok {
@@ -90,16 +107,18 @@ func (e *Engine) ScanRequest(profile string, ep llm.Endpoint, body []byte) (Resu
 	return p.scanJSON(schema, body, false, nil)
 }
 
-// ScanResponseJSON scans a non-streaming JSON response of endpoint ep:
-// choices[].message.content and tool-call arguments (chat), choices[].text
-// (completions), output[].content[].text and arguments (Responses),
-// content[].text and tool_use input (Anthropic). Actions are those of
-// requests: a block decides DecisionBlock (the caller may replace the
-// response with an error), a redaction rewrites it. On a block, NewBody is
-// also set, with the matches of block and redact rules replaced, for a caller
-// that can no longer refuse the response. A body that is not readable JSON
-// (including duplicate keys) is a scan failure decided by the rules' fail
-// modes, not an error; NewBody is then nil.
+// ScanResponseJSON scans a non-streaming JSON response of endpoint ep: the
+// members of the dialect tables (dialects.go), the ones the stream redactor
+// reads too. Actions are those of requests: a block decides DecisionBlock
+// (the caller may replace the response with an error), a redaction
+// rewrites it. On a block, NewBody is also set, with the matches of block
+// and redact rules replaced, for a caller that can no longer refuse the
+// response. A profile that rewrites responses (a block or redact rule, no
+// dry run) also replaces every logprobs value (chat and completions
+// choices[].logprobs by null, Responses content parts' logprobs by []):
+// NewBody is then set even when Decision is DecisionAllow. A body that is
+// not readable JSON (including duplicate keys) is a scan failure decided by
+// the rules' fail modes, not an error; NewBody is then nil.
 func (e *Engine) ScanResponseJSON(profile string, ep llm.Endpoint, body []byte) (Result, error) {
 	p, ok := e.profiles[profile]
 	if !ok {
@@ -205,6 +224,7 @@ func (p *profile) scanJSON(schema *node, body []byte, response bool, ph *placeho
 	if len(p.Rules) == 0 {
 		return Result{DryRun: p.DryRun}, nil
 	}
+	strip := response && p.stripLogprobs && len(st.w.strips) > 0
 	st.sc.p = p.plan
 	for li, l := range st.w.locs {
 		text := st.decode(body, l)
@@ -216,17 +236,17 @@ func (p *profile) scanJSON(schema *node, body []byte, response bool, ph *placeho
 				s, e := st.z.origSpan(int(m.start), int(m.end))
 				h.start, h.end = int32(s), int32(e)
 			}
-			if p.rewrites(p.Rules[p.ruleOf[m.det]].Action, response) && !p.DryRun {
+			if p.rewrites(p.Rules[p.ruleOf[m.det]].Action, response) && !p.DryRun && !l.keep {
 				h.key = string(norm[m.start:m.end])
 			}
 			st.hits = append(st.hits, h)
 		}
 	}
-	if len(st.hits) == 0 {
-		return Result{DryRun: p.DryRun}, nil
+	r := Result{DryRun: p.DryRun}
+	if len(st.hits) > 0 {
+		r = p.decide(st)
 	}
-	r := p.decide(st)
-	if r.Decision == DecisionRedact || (response && r.Decision == DecisionBlock) {
+	if r.Decision == DecisionRedact || (response && r.Decision == DecisionBlock) || strip {
 		r.NewBody = p.rewrite(st, body, response, ph)
 	}
 	return r, nil
@@ -239,27 +259,36 @@ func (p *profile) rewrites(a Action, response bool) bool {
 	return a == Redact || (response && a == Block)
 }
 
-// decide turns the hits into findings and a decision.
+// decide turns the hits into findings and a decision. A redact rule's match
+// in a string that must not be rewritten (a keep loc: a tool name, an id, a
+// key) cannot be redacted, so it blocks, and its finding says Block.
 func (p *profile) decide(st *state) Result {
 	r := Result{DryRun: p.DryRun}
-	type fkey struct{ rule, path int32 }
+	type fkey struct {
+		rule, path int32
+		act        Action
+	}
 	index := map[fkey]int{}
 	blocked, redact := -1, false
 	for _, h := range st.hits {
 		ri := p.ruleOf[h.det]
 		rule := p.Rules[ri]
-		path := st.w.locs[h.loc].path
-		k := fkey{int32(ri), path}
+		l := st.w.locs[h.loc]
+		act := rule.Action
+		if act == Redact && l.keep {
+			act = Block
+		}
+		k := fkey{int32(ri), l.path, act}
 		if i, ok := index[k]; ok {
 			r.Findings[i].Count++
 		} else {
 			index[k] = len(r.Findings)
 			r.Findings = append(r.Findings, Finding{
-				RuleID: rule.ID, Detector: rule.Detector, Action: rule.Action,
-				Count: 1, Path: st.w.pathString(path),
+				RuleID: rule.ID, Detector: rule.Detector, Action: act,
+				Count: 1, Path: st.w.pathString(l.path),
 			})
 		}
-		switch rule.Action {
+		switch act {
 		case Block:
 			if blocked < 0 || ri < blocked {
 				blocked = ri

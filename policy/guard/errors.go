@@ -18,6 +18,14 @@ var (
 	// value while the provider reads another; such bodies are refused.
 	ErrDuplicateKey = errors.New("duplicate key")
 
+	// ErrUnknownShape means a request member that carries text has a JSON
+	// kind the endpoint's schema does not know (messages[].content as an
+	// object, say). The provider might read text there that Tollgate did not
+	// scan the way the provider reads it, so such bodies are refused (400)
+	// for every profile. The wrapped text names the member by its schema
+	// path and the kind found, never a value.
+	ErrUnknownShape = errors.New("unknown body shape")
+
 	// ErrUnknownProfile means a scan named a profile the engine does not have.
 	ErrUnknownProfile = errors.New("unknown guardrail profile")
 	// ErrUnsupportedEndpoint means the endpoint has no body the engine knows

@@ -3,62 +3,27 @@ package guard
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
-// node describes where text sits in one JSON value, so the walker can pick
-// out what the provider will read in the same pass that validates the body.
-// A nil node means "validate only".
-type node struct {
-	// text: a string value here is extracted.
-	text bool
-	// all: every string value in this subtree is extracted (tool-call
-	// inputs, JSON schemas). Object keys are not: rewriting one would change
-	// the structure the provider sees.
-	all bool
-	// elem is the node for each element when the value is an array.
-	elem *node
-	// fields are the members read when the value is an object; other
-	// members are validated only.
-	fields []field
-}
-
-// field is one named member of an object node.
-type field struct {
-	name string
-	node *node
-}
-
-// child returns the node for the member key, and the path segment to push
-// ("" in all-mode, where paths stop at the subtree root). Names match
-// case-insensitively, with Unicode simple folding (so "ſ" is "s" and the
-// Kelvin sign "k"): that is how Go's encoding/json, used by some
-// OpenAI-compatible servers, matches struct fields, and such a server would
-// read "Messages" or "meſſages" as messages.
-func (n *node) child(key []byte) (*node, string) {
-	if n == nil {
-		return nil, ""
-	}
-	if n.all {
-		return n, ""
-	}
-	for i := range n.fields {
-		if bytes.EqualFold(key, []byte(n.fields[i].name)) {
-			return n.fields[i].node, n.fields[i].name
-		}
-	}
-	return nil, ""
-}
-
 // loc is one extracted string: the byte span of its JSON token in the body
 // (quotes included), so redaction can rewrite just that token, and its path.
+// A data URL header is a span inside its token, one byte wider on each side.
 type loc struct {
 	start, end int32
 	flags      uint8
+	keep       bool  // never rewritten: see node.keep
 	path       int32 // index into walker.nodes; -1 is the root
+}
+
+// strip is a value to replace in a rewritten response (see node.strip).
+type strip struct {
+	start, end int32
+	repl       byte
 }
 
 // pathNode is one materialized path segment: a member name or, when index
@@ -92,7 +57,9 @@ const smallKeys = 16
 // freed, between bodies.
 type walker struct {
 	jsonlex.Lexer
+	req    bool // the schema is a request's (see node.req)
 	locs   []loc
+	strips []strip
 	frames []frame
 	nodes  []pathNode
 	keys   [][]byte // keys of the objects currently open, innermost last
@@ -103,6 +70,7 @@ type walker struct {
 func (w *walker) reset(b []byte) {
 	w.Lexer.Reset(b, ErrInvalidJSON, ErrTooDeep)
 	w.locs = w.locs[:0]
+	w.strips = w.strips[:0]
 	w.frames = w.frames[:0]
 	w.nodes = w.nodes[:0]
 	clear(w.keys)
@@ -112,9 +80,11 @@ func (w *walker) reset(b []byte) {
 
 // walk validates b as one JSON object (MaxDepth deep at most, no duplicate
 // keys in any object) and extracts the strings root selects. Syntax errors
-// wrap ErrInvalidJSON; a duplicate key is ErrDuplicateKey with its offset.
+// wrap ErrInvalidJSON; a duplicate key is ErrDuplicateKey with its offset; a
+// request value of a kind its position cannot have is ErrUnknownShape.
 func (w *walker) walk(b []byte, root *node) error {
 	w.reset(b)
+	w.req = root != nil && root.req
 	w.SkipWS()
 	if w.Pos >= len(b) {
 		w.Fail("unexpected end of input")
@@ -132,12 +102,40 @@ func (w *walker) walk(b []byte, root *node) error {
 	return nil
 }
 
+// kindOf returns the kind of the value starting with c.
+func kindOf(c byte) uint8 {
+	switch c {
+	case '"':
+		return kStr
+	case '[':
+		return kArr
+	case '{':
+		return kObj
+	case 'n':
+		return kNull
+	case 't', 'f':
+		return kBool
+	default:
+		return kNum
+	}
+}
+
 // value walks one JSON value at w.Pos; depth counts the containers around it.
 func (w *walker) value(n *node, depth int) bool {
 	if w.Pos >= len(w.B) {
 		return w.Fail("unexpected end of input")
 	}
-	switch c := w.B[w.Pos]; {
+	c := w.B[w.Pos]
+	if n != nil && n.kinds != 0 && n.kinds&kindOf(c) == 0 {
+		if w.req {
+			return w.unknownShape(kindOf(c))
+		}
+		n = allNode
+	}
+	if n != nil && n.strip != 0 {
+		return w.stripped(n.strip, depth)
+	}
+	switch {
 	case c == '{':
 		return w.object(n, depth+1)
 	case c == '[':
@@ -145,8 +143,11 @@ func (w *walker) value(n *node, depth int) bool {
 	case c == '"':
 		start := w.Pos
 		flags, ok := w.Str()
-		if ok && n != nil && (n.text || n.all) {
-			w.locs = append(w.locs, loc{start: int32(start), end: int32(w.Pos), flags: flags, path: w.pathID()})
+		if ok && n != nil && (n.text || n.all || n.keep) {
+			if n.bin != binNone && w.binary(n.bin, start, flags) {
+				return true
+			}
+			w.locs = append(w.locs, loc{start: int32(start), end: int32(w.Pos), flags: flags, keep: n.keep, path: w.pathID()})
 		}
 		return ok
 	case c == 't':
@@ -160,6 +161,33 @@ func (w *walker) value(n *node, depth int) bool {
 	default:
 		return w.Fail("invalid character")
 	}
+}
+
+// unknownShape records ErrUnknownShape for a value of kind k at the current
+// path, which names only what the schema defines.
+func (w *walker) unknownShape(k uint8) bool {
+	if w.Err == nil {
+		w.Err = fmt.Errorf("%w: %s is %s", ErrUnknownShape, w.pathString(w.pathID()), kindNames[k])
+	}
+	return false
+}
+
+// stripped walks a value to be replaced by repl ('n': null, '[': []) and
+// records the replacement unless the value already is one.
+func (w *walker) stripped(repl byte, depth int) bool {
+	start := w.Pos
+	if !w.value(nil, depth) {
+		return false
+	}
+	v := w.B[start:w.Pos]
+	if repl == 'n' && v[0] == 'n' {
+		return true
+	}
+	if repl == '[' && v[0] == '[' && len(bytes.TrimSpace(v[1:len(v)-1])) == 0 {
+		return true
+	}
+	w.strips = append(w.strips, strip{start: int32(start), end: int32(w.Pos), repl: repl})
+	return true
 }
 
 // object walks an object whose '{' is at w.Pos; depth counts this object.
@@ -179,6 +207,8 @@ func (w *walker) object(n *node, depth int) bool {
 		w.keys = w.keys[:base]
 	}()
 	var big map[string]struct{}
+	// A typed binary member (see binTyped) is decided when the object ends.
+	typedLoc, typedBinary := -1, false
 	for {
 		if w.Pos >= len(w.B) || w.B[w.Pos] != '"' {
 			return w.Fail("expected object key")
@@ -188,7 +218,8 @@ func (w *walker) object(n *node, depth int) bool {
 		if !ok {
 			return false
 		}
-		key := canonicalKey(w.B[keyStart+1:w.Pos-1], flags)
+		keyEnd := w.Pos
+		key := canonicalKey(w.B[keyStart+1:keyEnd-1], flags)
 		if w.duplicate(key, base, &big) {
 			if w.Err == nil {
 				w.Err = fmt.Errorf("%w at offset %d", ErrDuplicateKey, keyStart)
@@ -198,22 +229,39 @@ func (w *walker) object(n *node, depth int) bool {
 		if !w.Colon() {
 			return false
 		}
-		child, name := n.child(key)
-		if name != "" {
+		child, name, scanKey := n.child(key, w.req)
+		if scanKey {
+			w.locs = append(w.locs, loc{start: int32(keyStart), end: int32(keyEnd), flags: flags, keep: true, path: w.pathID()})
+		}
+		if name != "" && name != idSuffix {
 			w.push(name, -1)
 		}
+		nlocs, vstart := len(w.locs), w.Pos
 		ok = w.value(child, depth)
-		if name != "" {
+		if name != "" && name != idSuffix {
 			w.pop()
 		}
 		if !ok {
 			return false
 		}
+		switch {
+		case child != nil && child.bin == binTyped && len(w.locs) == nlocs+1:
+			typedLoc = nlocs
+		case n != nil && n.req && name == "type":
+			typedBinary = isBinaryType(w.B[vstart:w.Pos])
+		}
 		more, ok := w.Next('}')
-		if !ok || !more {
-			return ok
+		if !ok {
+			return false
+		}
+		if !more {
+			break
 		}
 	}
+	if typedLoc >= 0 && typedBinary && w.pureBase64(w.locs[typedLoc]) {
+		w.locs = slices.Delete(w.locs, typedLoc, typedLoc+1)
+	}
+	return true
 }
 
 // duplicate records key in the current object (whose keys start at
@@ -259,7 +307,7 @@ func (w *walker) array(n *node, depth int) bool {
 	indexed := false
 	if n != nil {
 		if n.all {
-			child = n
+			child = n.free()
 		} else {
 			child, indexed = n.elem, n.elem != nil
 		}
@@ -331,6 +379,9 @@ func (w *walker) pathString(id int32) string {
 			b = append(b, '.')
 		}
 		b = append(b, pn.name...)
+	}
+	if len(b) == 0 {
+		return "(body)"
 	}
 	return string(b)
 }

@@ -235,6 +235,42 @@ func (t *jtree) member(n int32, name string) int32 {
 	return found
 }
 
+// path follows the members segs from n: the last one's node, -1 when one is
+// missing.
+func (t *jtree) path(n int32, segs []string) int32 {
+	for _, s := range segs {
+		if n = t.member(n, s); n < 0 {
+			return -1
+		}
+	}
+	return n
+}
+
+// seq reads node n as a sequence number: a non-negative integer of at most
+// 15 digits. ok is false for anything else.
+func (t *jtree) seq(n int32) (int64, bool) {
+	if t.kind(n) != '0' {
+		return 0, false
+	}
+	raw := t.raw(n)
+	if len(raw) == 0 || len(raw) > 15 || (len(raw) > 1 && raw[0] == '0') {
+		return 0, false
+	}
+	var v int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+// emptyArray reports whether n is an array without elements.
+func (t *jtree) emptyArray(n int32) bool {
+	return t.kind(n) == '[' && t.nodes[n].child < 0
+}
+
 // raw returns the bytes of node n (nil for -1).
 func (t *jtree) raw(n int32) []byte {
 	if n < 0 {
@@ -311,6 +347,27 @@ func (e *editor) reset() {
 	e.buf = e.buf[:0]
 }
 
+// size returns the length of a source of srcLen bytes with the edits
+// applied.
+func (e *editor) size(srcLen int) int {
+	for _, ed := range e.edits {
+		srcLen += int(ed.n) - int(ed.end-ed.start)
+	}
+	return srcLen
+}
+
+// mapPos returns where source offset p lands once the edits are applied; p
+// is not inside an edit (the start of one is fine).
+func (e *editor) mapPos(p int32) int {
+	d := int32(0)
+	for _, ed := range e.edits {
+		if ed.start < p {
+			d += ed.n - (ed.end - ed.start)
+		}
+	}
+	return int(p + d)
+}
+
 // replace replaces src[start:end] with b.
 func (e *editor) replace(start, end int32, b []byte) {
 	e.edits = append(e.edits, edit{start: start, end: end, off: int32(len(e.buf)), n: int32(len(b))})
@@ -348,16 +405,6 @@ func (m *members) add(name string, value []byte) {
 	*m = append(*m, name...)
 	*m = append(*m, '"', ':')
 	*m = append(*m, value...)
-}
-
-func (m *members) addQuoted(name string, s []byte) {
-	if len(*m) > 0 {
-		*m = append(*m, ',')
-	}
-	*m = append(*m, '"')
-	*m = append(*m, name...)
-	*m = append(*m, '"', ':')
-	*m = jsonlex.AppendQuoted(*m, s)
 }
 
 // insertInto inserts text (members of object n, or elements of array n) at

@@ -76,23 +76,44 @@ func sortSpans(spans []span) {
 }
 
 // rewrite builds the redacted body: each string token holding a match to
-// replace (see rewrites) is decoded, rewritten and re-encoded; every other
-// byte is copied. ph numbers the placeholders (nil: a fresh numbering).
+// replace (see rewrites) is decoded, rewritten and re-encoded, and, in a
+// response of a profile that strips them, each logprobs value is replaced;
+// every other byte is copied. ph numbers the placeholders (nil: a fresh
+// numbering).
 func (p *profile) rewrite(st *state, body []byte, response bool, ph *placeholders) []byte {
 	out := make([]byte, 0, len(body)+len(body)/8)
 	if ph == nil {
 		ph = new(placeholders)
 	}
+	var strips []strip
+	if response && p.stripLogprobs {
+		strips = st.w.strips
+	}
+	prev := 0
+	// stripTo replaces the strips that start before end. Strips never
+	// overlap a loc: the walker reads nothing inside a stripped value.
+	stripTo := func(end int) {
+		for len(strips) > 0 && int(strips[0].start) < end {
+			s := strips[0]
+			out = append(out, body[prev:s.start]...)
+			if s.repl == 'n' {
+				out = append(out, "null"...)
+			} else {
+				out = append(out, "[]"...)
+			}
+			prev = int(s.end)
+			strips = strips[1:]
+		}
+	}
 	var spans []span
 	var text []byte
-	prev := 0
 	hits := st.hits
 	for i := 0; i < len(hits); {
 		li := hits[i].loc
 		spans = spans[:0]
 		for ; i < len(hits) && hits[i].loc == li; i++ {
 			h := hits[i]
-			if !p.rewrites(p.Rules[p.ruleOf[h.det]].Action, response) {
+			if !p.rewrites(p.Rules[p.ruleOf[h.det]].Action, response) || st.w.locs[li].keep {
 				continue
 			}
 			spans = append(spans, span{start: int(h.start), end: int(h.end), label: p.plan.dets[h.det].label, key: h.key})
@@ -102,12 +123,14 @@ func (p *profile) rewrite(st *state, body []byte, response bool, ph *placeholder
 		}
 		sortSpans(spans)
 		l := st.w.locs[li]
+		stripTo(int(l.start))
 		dec := st.decode(body, l)
 		text = redactText(text[:0], dec, spans, ph)
 		out = append(out, body[prev:l.start]...)
 		out = jsonlex.AppendQuoted(out, text)
 		prev = int(l.end)
 	}
+	stripTo(len(body))
 	clear(text[:cap(text)])
 	return append(out, body[prev:]...)
 }

@@ -16,9 +16,11 @@ type Result struct {
 	// carry counts and locations, never the matched text.
 	Findings []Finding
 	// NewBody is the redacted body when Decision is DecisionRedact (and,
-	// from ScanResponseJSON, when it is DecisionBlock), else nil. Only the
-	// JSON string tokens holding a match differ from the original body;
-	// every other byte is identical.
+	// from ScanResponseJSON, when it is DecisionBlock, or when logprobs were
+	// removed, whatever the decision), else nil. Only the JSON string
+	// tokens holding a match (and removed logprobs values) differ from the
+	// original body; every other byte is identical. A caller forwards
+	// NewBody whenever it is set.
 	NewBody []byte
 	// DryRun reports that the profile is in dry-run mode.
 	DryRun bool
@@ -34,7 +36,9 @@ type Finding struct {
 	RuleID   string
 	Detector string
 	// Action is what the rule does (or, under a dry run, would do). On a
-	// streamed response Block is reported as Redact, the action taken.
+	// streamed response Block is reported as Redact, the action taken; in
+	// a request string that must not be rewritten (a tool name, an id, a
+	// key) Redact is reported as Block, the action taken.
 	Action Action
 	// Count is the number of matches.
 	Count int
@@ -61,6 +65,9 @@ outer:
 			if out[i].RuleID == f.RuleID {
 				out[i].Count += f.Count
 				out[i].Failed = out[i].Failed || f.Failed
+				if f.Action == Block {
+					out[i].Action = Block
+				}
 				continue outer
 			}
 		}

@@ -50,23 +50,30 @@ var doneData = []byte("[DONE]")
 //
 // # Where the text is
 //
-//   - Chat completions: choices[i].delta.content, .refusal,
-//     .reasoning_content and .reasoning (OpenAI-compatible servers), the
-//     legacy .function_call.arguments and .tool_calls[j].function.arguments:
-//     one text per choice index and field (and tool call index).
+// The dialect tables (dialects.go) name the text members; the JSON
+// response schemas are built from the same tables.
+//
+//   - Chat completions: the members of chatFields in choices[i].delta
+//     (content, refusal, reasoning_content, reasoning, the legacy
+//     function_call.arguments, tool_calls[j].function.arguments): one text
+//     per choice index and member (and tool call index).
 //   - Completions: choices[i].text.
 //   - Responses: every "*.delta" event whose delta is a string
 //     (response.output_text, .refusal, .function_call_arguments,
-//     .reasoning_summary_text, ...; not response.audio), one text per event
-//     kind, item_id, output_index, content_index and summary_index. The
-//     events that repeat the full text (the matching "*.done",
-//     response.content_part.done, response.output_item.done,
-//     response.completed and friends) are scanned whole, like a JSON
-//     response, with the stream's placeholder numbering.
+//     .reasoning_summary_text, .reasoning_text, ...; not response.audio),
+//     one text per event kind, item_id, output_index, content_index and
+//     summary_index. The events that repeat the full text (the matching
+//     "*.done", the part, item and response events) are scanned whole,
+//     like a JSON response, with the stream's placeholder numbering.
 //   - Messages: content_block_delta with text_delta (delta.text),
 //     input_json_delta (delta.partial_json) or thinking_delta
-//     (delta.thinking), one text per block index; message_start and
-//     content_block_start are scanned whole.
+//     (delta.thinking), one text per block index; citations_delta
+//     citations, message_start and content_block_start are scanned whole.
+//
+// Under a profile that rewrites responses (a block or redact rule, no dry
+// run), every logprobs value is removed: choices[i].logprobs becomes null,
+// a Responses event's, part's or item content's logprobs []. They repeat
+// the text token by token, outside what redaction rewrites.
 //
 // # What is held back, and when it is released
 //
@@ -80,9 +87,11 @@ var doneData = []byte("[DONE]")
 //     absent); texts still open at "data: [DONE]" or at Finish, in one
 //     synthesized event that copies the last text event's envelope (id,
 //     model, ...; usage set to null) before [DONE];
-//   - Responses: in a synthesized copy of the text's last delta event, just
-//     before the matching "*.done", before response.completed, .incomplete
-//     or .failed, or at Finish;
+//   - Responses: in a synthesized copy of the text's last delta event (its
+//     logprobs emptied), just before the matching "*.done", before
+//     response.completed, .incomplete or .failed, or at Finish. Released
+//     events are renumbered so that sequence_number stays unique and
+//     increasing (see responsesEvent);
 //   - Messages: in a synthesized content_block_delta (same index and delta
 //     type) just before the block's content_block_stop, before
 //     message_delta or message_stop, or at Finish.
@@ -133,6 +142,7 @@ type SSERedactor struct {
 	out   []byte // released by the current call
 	tree  jtree
 	ed    editor
+	ted   editor // builds Responses templates
 	dec   []byte // decoded strings
 	typ   []byte // a decoded "type" member
 	evbuf []byte // an event with its edits applied
@@ -149,6 +159,11 @@ type SSERedactor struct {
 	evCount []int
 	failed  bool
 	ph      placeholders
+
+	// Responses: the last sequence number released, and what renumbering
+	// added to the provider's (see responsesEvent).
+	lastSeq int64
+	seqOff  int64
 
 	// chat and completions
 	slots   []chatSlot
@@ -176,7 +191,7 @@ func (e *Engine) NewSSERedactor(profile string, ep llm.Endpoint) (*SSERedactor, 
 	r := &SSERedactor{
 		p: p, ep: ep, lineStart: true,
 		counts: make([]int, n), whole: make([]int, n), repeat: make([]int, n), evCount: make([]int, n),
-		texts: map[streamKey]*textStream{},
+		texts: map[streamKey]*textStream{}, lastSeq: -1,
 	}
 	r.emit = r.onEvent
 	auditOnly, allOpen := true, true

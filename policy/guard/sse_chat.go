@@ -3,30 +3,48 @@ package guard
 import (
 	"bytes"
 	"strconv"
+	"strings"
 
 	"github.com/tollgate-ai/tollgate/policy/llm"
 
 	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
-// Chat and completions text fields: the b of a text's streamKey (a is the
-// choice index). Tool calls use chatTool plus the tool call's index.
-const (
-	chatContent int32 = iota
-	chatRefusal
-	chatReasoningContent
-	chatReasoning
-	chatFunction // the legacy delta.function_call.arguments
-	chatText     // completions: choices[].text
-	chatTool
-)
+// Chat and completions texts: the b of a text's streamKey (a is the choice
+// index) is its row in chatFields (completionsFields), or chatTool plus the
+// tool call's index for tool call arguments.
+const chatTool int32 = 1 << 16
 
-// chatDeltaFields names the string members of a delta, by field.
-var chatDeltaFields = [...]string{
-	chatContent:          "content",
-	chatRefusal:          "refusal",
-	chatReasoningContent: "reasoning_content",
-	chatReasoning:        "reasoning",
+// chatPath is a row of a chat table as the stream reads it: the members
+// from the choice's delta (completions: from the choice) or, for tools,
+// from an element of delta.tool_calls.
+type chatPath struct {
+	segs  []string
+	tools bool
+}
+
+// chatPaths and completionsPaths are chatFields and completionsFields, row
+// for row.
+var chatPaths, completionsPaths = chatPathsOf(chatFields), chatPathsOf(completionsFields)
+
+func chatPathsOf(fs []chatField) []chatPath {
+	var out []chatPath
+	for _, c := range fs {
+		if rest, ok := strings.CutPrefix(c.path, "tool_calls[]."); ok {
+			out = append(out, chatPath{segs: strings.Split(rest, "."), tools: true})
+			continue
+		}
+		out = append(out, chatPath{segs: strings.Split(c.path, ".")})
+	}
+	return out
+}
+
+// paths returns the chat table rows of the redactor's endpoint.
+func (r *SSERedactor) paths() []chatPath {
+	if r.ep == llm.Completions {
+		return completionsPaths
+	}
+	return chatPaths
 }
 
 // chatSlot is a text member present in one event.
@@ -39,12 +57,12 @@ type chatSlot struct {
 // chatChoice is one choice of an event, with the containers a flush may
 // add members to (-1 when absent).
 type chatChoice struct {
-	index  int32
-	node   int32
-	delta  int32
-	fn     int32
-	tools  int32
-	finish bool
+	index    int32
+	node     int32
+	delta    int32 // the delta (completions: the choice itself)
+	tools    int32
+	logprobs int32 // a logprobs value to replace, -1 when none
+	finish   bool
 }
 
 // chatEvent rewrites one chat completions or completions chunk.
@@ -67,7 +85,7 @@ func (r *SSERedactor) chatEvent(name, data []byte) {
 		r.unreadable(name, data)
 		return
 	}
-	if len(r.slots) == 0 && !r.anyFinish() {
+	if len(r.slots) == 0 && !r.anyChoice() {
 		r.writeEvent(name, data)
 		return
 	}
@@ -79,6 +97,10 @@ func (r *SSERedactor) chatEvent(name, data []byte) {
 		if ch.finish {
 			r.chatFinish(ch)
 		}
+		if ch.logprobs >= 0 {
+			nd := t.nodes[ch.logprobs]
+			r.ed.replace(nd.start, nd.end, []byte("null"))
+		}
 	}
 	out := r.release(data)
 	if len(r.slots) > 0 {
@@ -87,10 +109,11 @@ func (r *SSERedactor) chatEvent(name, data []byte) {
 	r.writeEvent(name, out)
 }
 
-// anyFinish reports whether a choice of the event ends.
-func (r *SSERedactor) anyFinish() bool {
+// anyChoice reports whether a choice of the event ends or has logprobs to
+// replace.
+func (r *SSERedactor) anyChoice() bool {
 	for _, ch := range r.choices {
-		if ch.finish {
+		if ch.finish || ch.logprobs >= 0 {
 			return true
 		}
 	}
@@ -112,32 +135,34 @@ func (r *SSERedactor) chatRead(choices int32) bool {
 		if !ok {
 			return false
 		}
-		ch := chatChoice{index: int32(idx), node: c, delta: -1, fn: -1, tools: -1}
+		ch := chatChoice{index: int32(idx), node: c, delta: c, tools: -1, logprobs: -1}
 		// An empty finish_reason, which some compatible servers send on
 		// every chunk, is not an end: flushing on it would stop matches
 		// from spanning events.
 		fin := t.member(c, "finish_reason")
 		ch.finish = t.kind(fin) == '"' && len(t.raw(fin)) > 2
-		if r.ep == llm.Completions {
-			r.addSlot(ch, chatText, t.member(c, "text"))
-			r.choices = append(r.choices, ch)
-			continue
+		if lp := t.member(c, "logprobs"); r.p.stripLogprobs && lp >= 0 && t.kind(lp) != 'n' {
+			ch.logprobs = lp
 		}
-		ch.delta = t.member(c, "delta")
-		for f, name := range chatDeltaFields {
-			r.addSlot(ch, int32(f), t.member(ch.delta, name))
+		if r.ep != llm.Completions {
+			ch.delta = t.member(c, "delta")
 		}
-		ch.fn = t.member(ch.delta, "function_call")
-		r.addSlot(ch, chatFunction, t.member(ch.fn, "arguments"))
-		ch.tools = t.member(ch.delta, "tool_calls")
-		if t.kind(ch.tools) == '[' {
+		for i, p := range r.paths() {
+			if !p.tools {
+				r.addSlot(ch, int32(i), t.path(ch.delta, p.segs))
+				continue
+			}
+			ch.tools = t.member(ch.delta, "tool_calls")
+			if t.kind(ch.tools) != '[' {
+				continue
+			}
 			j := 0
 			for e := t.nodes[ch.tools].child; e >= 0; e, j = t.nodes[e].next, j+1 {
 				ti, ok := t.index(t.member(e, "index"), j)
 				if !ok {
 					return false
 				}
-				r.addSlot(ch, chatTool+int32(ti), t.member(t.member(e, "function"), "arguments"))
+				r.addSlot(ch, chatTool+int32(ti), t.path(e, p.segs))
 			}
 		}
 		r.choices = append(r.choices, ch)
@@ -188,48 +213,36 @@ func (r *SSERedactor) chatSlot(s chatSlot) {
 // does not carry, adding the members (and the delta) they need.
 func (r *SSERedactor) chatFinish(ch chatChoice) {
 	t := &r.tree
-	var dm, tools members
+	var ps []pending
+	var tools []byte
 	for _, ts := range r.openTexts() {
 		if ts.key.a != ch.index {
 			continue
 		}
-		field := ts.key.b
 		out := r.closeText(ts)
 		if len(out) == 0 {
 			continue
 		}
-		switch {
-		case field == chatText:
-			var m members
-			m.addQuoted("text", out)
-			t.insertInto(&r.ed, ch.node, m)
-		case field == chatFunction:
-			var m members
-			m.addQuoted("arguments", out)
-			switch t.kind(ch.fn) {
-			case '{':
-				t.insertInto(&r.ed, ch.fn, m)
-			case 0:
-				dm.add("function_call", wrap('{', m, '}'))
-			default:
-				r.ed.replace(t.nodes[ch.fn].start, t.nodes[ch.fn].end, wrap('{', m, '}'))
-			}
-		case field >= chatTool:
-			tools = appendToolCall(tools, field-chatTool, out)
-		default:
-			dm.addQuoted(chatDeltaFields[field], out)
+		if ts.key.b >= chatTool {
+			tools = r.appendToolCall(tools, ts.key.b-chatTool, out)
+			continue
 		}
+		ps = append(ps, pending{segs: r.paths()[ts.key.b].segs, val: jsonlex.AppendQuoted(nil, out)})
 	}
 	if len(tools) > 0 {
 		switch t.kind(ch.tools) {
 		case '[':
 			t.insertInto(&r.ed, ch.tools, tools)
 		case 0:
-			dm.add("tool_calls", wrap('[', tools, ']'))
+			ps = append(ps, pending{segs: []string{"tool_calls"}, val: wrap('[', tools, ']')})
 		default:
 			r.ed.replace(t.nodes[ch.tools].start, t.nodes[ch.tools].end, wrap('[', tools, ']'))
 		}
 	}
+	if len(ps) == 0 {
+		return
+	}
+	dm := r.place(ch.delta, ps)
 	if len(dm) == 0 {
 		return
 	}
@@ -245,16 +258,70 @@ func (r *SSERedactor) chatFinish(ch chatChoice) {
 	}
 }
 
-// appendToolCall appends a tool_calls element carrying arguments text.
-func appendToolCall(dst []byte, index int32, text []byte) []byte {
+// pending is a value (JSON) to place at a path of members.
+type pending struct {
+	segs []string
+	val  []byte
+}
+
+// place puts each value at its path under object c of the event (-1: an
+// object yet to be written). Values under a member c already has go into
+// it (the member is replaced when it is not an object); the members c
+// lacks are returned, to be added to c by the caller.
+func (r *SSERedactor) place(c int32, ps []pending) members {
+	t := &r.tree
+	var m members
+	used := make([]bool, len(ps))
+	for i, p := range ps {
+		if used[i] {
+			continue
+		}
+		used[i] = true
+		if len(p.segs) == 1 {
+			m.add(p.segs[0], p.val)
+			continue
+		}
+		name := p.segs[0]
+		sub := []pending{{p.segs[1:], p.val}}
+		for j := i + 1; j < len(ps); j++ {
+			if !used[j] && len(ps[j].segs) > 1 && ps[j].segs[0] == name {
+				used[j] = true
+				sub = append(sub, pending{ps[j].segs[1:], ps[j].val})
+			}
+		}
+		child := t.member(c, name)
+		switch t.kind(child) {
+		case '{':
+			if sm := r.place(child, sub); len(sm) > 0 {
+				t.insertInto(&r.ed, child, sm)
+			}
+		case 0:
+			m.add(name, wrap('{', r.place(-1, sub), '}'))
+		default:
+			r.ed.replace(t.nodes[child].start, t.nodes[child].end, wrap('{', r.place(-1, sub), '}'))
+		}
+	}
+	return m
+}
+
+// appendToolCall appends a tool_calls element carrying text at the tool
+// row's path.
+func (r *SSERedactor) appendToolCall(dst []byte, index int32, text []byte) []byte {
 	if len(dst) > 0 {
 		dst = append(dst, ',')
 	}
+	var segs []string
+	for _, p := range r.paths() {
+		if p.tools {
+			segs = p.segs
+		}
+	}
+	m := r.place(-1, []pending{{segs, jsonlex.AppendQuoted(nil, text)}})
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(index), 10)
-	dst = append(dst, `,"function":{"arguments":`...)
-	dst = jsonlex.AppendQuoted(dst, text)
-	return append(dst, "}}"...)
+	dst = append(dst, ',')
+	dst = append(dst, m...)
+	return append(dst, '}')
 }
 
 // wrap returns b between open and close.
@@ -306,8 +373,9 @@ func (r *SSERedactor) setEnvelope(name, data []byte, choices int32) {
 // synthesized chunk, one choice per choice index.
 func (r *SSERedactor) chatFlushAll(close bool) {
 	type group struct {
-		index     int32
-		dm, tools members
+		index int32
+		ps    []pending
+		tools []byte
 	}
 	var groups []group
 	for _, ts := range r.openTexts() {
@@ -331,18 +399,11 @@ func (r *SSERedactor) chatFlushAll(close bool) {
 			gi = len(groups) - 1
 		}
 		g := &groups[gi]
-		switch f := ts.key.b; {
-		case f == chatText:
-			g.dm.addQuoted("text", out)
-		case f == chatFunction:
-			var m members
-			m.addQuoted("arguments", out)
-			g.dm.add("function_call", wrap('{', m, '}'))
-		case f >= chatTool:
-			g.tools = appendToolCall(g.tools, f-chatTool, out)
-		default:
-			g.dm.addQuoted(chatDeltaFields[f], out)
+		if ts.key.b >= chatTool {
+			g.tools = r.appendToolCall(g.tools, ts.key.b-chatTool, out)
+			continue
 		}
+		g.ps = append(g.ps, pending{segs: r.paths()[ts.key.b].segs, val: jsonlex.AppendQuoted(nil, out)})
 	}
 	if len(groups) == 0 {
 		return
@@ -352,17 +413,17 @@ func (r *SSERedactor) chatFlushAll(close bool) {
 		if i > 0 {
 			arr = append(arr, ',')
 		}
+		if len(g.tools) > 0 {
+			g.ps = append(g.ps, pending{segs: []string{"tool_calls"}, val: wrap('[', g.tools, ']')})
+		}
 		arr = append(arr, `{"index":`...)
 		arr = strconv.AppendInt(arr, int64(g.index), 10)
 		if r.ep == llm.Completions {
 			arr = append(arr, ',')
-			arr = append(arr, g.dm...)
+			arr = append(arr, r.place(-1, g.ps)...)
 		} else {
-			if len(g.tools) > 0 {
-				g.dm.add("tool_calls", wrap('[', g.tools, ']'))
-			}
 			arr = append(arr, `,"delta":{`...)
-			arr = append(arr, g.dm...)
+			arr = append(arr, r.place(-1, g.ps)...)
 			arr = append(arr, '}')
 		}
 		arr = append(arr, `,"logprobs":null,"finish_reason":null}`...)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -375,4 +377,29 @@ func textEvents(evs []fxEvent) (starts, ends []int) {
 		off += len(e.raw)
 	}
 	return starts, ends
+}
+
+var seqRE = regexp.MustCompile(`"sequence_number":(\d+)`)
+
+// requireSequence checks that the events carrying a sequence_number have
+// unique, strictly increasing numbers.
+func requireSequence(tb testing.TB, evs []sseEvent) {
+	tb.Helper()
+	last := int64(-1)
+	for _, ev := range evs {
+		m := seqRE.FindStringSubmatch(ev.data)
+		if m == nil {
+			continue
+		}
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		require.NoError(tb, err)
+		require.Greater(tb, n, last, "sequence_number repeats or goes back: %s", ev.data)
+		last = n
+	}
+}
+
+// unnumbered returns ev with its sequence_number zeroed.
+func unnumbered(ev sseEvent) sseEvent {
+	ev.data = seqRE.ReplaceAllString(ev.data, `"sequence_number":0`)
+	return ev
 }

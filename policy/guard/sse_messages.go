@@ -7,25 +7,12 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
-// Anthropic Messages stream schemas: message_start carries a message (its
-// content is normally empty), content_block_start a block (a text block's
-// text, a tool_use input, a tool result's text).
-var (
-	msgStart      = obj(f("message", messagesResponse))
-	msgBlockStart = obj(f("content_block", anContent.elem))
-)
-
-// msgDelta is a content_block_delta type that carries text, and its member.
-type msgDelta struct{ typ, field string }
-
-// msgDeltas are the text-bearing delta types; the index is the b of a
-// text's streamKey (a is the block index). Other types (signature_delta,
-// citations_delta) pass unchanged.
-var msgDeltas = [...]msgDelta{
-	{"text_delta", "text"},
-	{"input_json_delta", "partial_json"},
-	{"thinking_delta", "thinking"},
-}
+// Anthropic Messages streams read blockFields: message_start carries a
+// message (msgStart; its content is normally empty), content_block_start a
+// block (msgBlockStart), and content_block_delta a piece of one of the
+// block's texts, or a whole citation. The b of a text's streamKey is its
+// blockFields row (a is the block index). Other delta types
+// (signature_delta) pass unchanged.
 
 // messagesEvent rewrites one Messages stream event.
 func (r *SSERedactor) messagesEvent(name, data []byte) {
@@ -75,18 +62,22 @@ func (r *SSERedactor) messagesDelta(name, data []byte) {
 	idx, ok := t.index(t.member(0, "index"), 0)
 	d := t.member(0, "delta")
 	dt := t.member(d, "type")
-	kind := -1
-	for i, m := range msgDeltas {
-		if t.is(dt, m.typ) {
-			kind = i
+	row := -1
+	for i, b := range blockFields {
+		if b.delta != "" && t.is(dt, b.delta) {
+			row = i
 		}
 	}
 	vn := int32(-1)
-	if kind >= 0 {
-		vn = t.member(d, msgDeltas[kind].field)
+	if row >= 0 {
+		vn = t.member(d, blockFields[row].member)
 	}
 	if !ok || t.bad {
 		r.unreadable(name, data)
+		return
+	}
+	if row >= 0 && blockFields[row].whole {
+		r.wholeScan(name, data, msgWhole[row], false)
 		return
 	}
 	r.ed.reset()
@@ -95,7 +86,7 @@ func (r *SSERedactor) messagesDelta(name, data []byte) {
 	case '"':
 		text := t.text(vn, &r.dec)
 		var out []byte
-		if ts := r.text(streamKey{a: int32(idx), b: int32(kind)}); ts != nil {
+		if ts := r.text(streamKey{a: int32(idx), b: int32(row)}); ts != nil {
 			out = r.push(ts, text)
 		}
 		if !bytes.Equal(out, text) {
@@ -110,13 +101,13 @@ func (r *SSERedactor) messagesDelta(name, data []byte) {
 // messagesSynth releases out in a content_block_delta for the text's block
 // and delta type.
 func (r *SSERedactor) messagesSynth(k streamKey, out []byte) {
-	m := msgDeltas[k.b]
+	m := blockFields[k.b]
 	ev := append([]byte(nil), `{"type":"content_block_delta","index":`...)
 	ev = strconv.AppendInt(ev, int64(k.a), 10)
 	ev = append(ev, `,"delta":{"type":"`...)
-	ev = append(ev, m.typ...)
+	ev = append(ev, m.delta...)
 	ev = append(ev, `","`...)
-	ev = append(ev, m.field...)
+	ev = append(ev, m.member...)
 	ev = append(ev, `":`...)
 	ev = jsonlex.AppendQuoted(ev, out)
 	ev = append(ev, "}}"...)

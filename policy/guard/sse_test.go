@@ -101,9 +101,12 @@ func TestSSERedactorClean(t *testing.T) {
 				require.Equal(t, map[string]string{"0": text}, d.read(t, got))
 				require.Empty(t, r.Findings())
 				want := parseSSE(t, join(nonText(evs)))
+				requireSequence(t, got)
+				// Released Responses events are renumbered around the
+				// synthesized flush (see TestSSERedactorSequenceNumbers).
 				j := 0
 				for _, ev := range got {
-					if j < len(want) && ev == want[j] {
+					if j < len(want) && unnumbered(ev) == unnumbered(want[j]) {
 						j++
 					}
 				}
@@ -196,6 +199,7 @@ func TestSSERedactorFlushPoints(t *testing.T) {
 		return env(`{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":` + q(s) + `}}]},"finish_reason":null}`)
 	}
 	bigLogprobs := strings.Repeat(`{"token":"x","logprob":-1.0},`, 1000) + "1"
+	bigPad := strings.Repeat("x", maxTemplate)
 	cases := []struct {
 		name string
 		ep   llm.Endpoint
@@ -223,7 +227,7 @@ func TestSSERedactorFlushPoints(t *testing.T) {
 			"event: content_block_delta\n" + `data: {"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hello "}}` + "\n\nevent: content_block_delta\n" + `data: {"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"world"}}` + "\n\nevent: content_block_stop\n" + `data: {"type":"content_block_stop","index":2}` + "\n\n"},
 		{"responses before done", llm.Responses,
 			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello world","logprobs":[]}` + "\n\nevent: response.output_text.done\n" + `data: {"type":"response.output_text.done","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"text":"Hello world"}` + "\n\n",
-			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"world","logprobs":[]}` + "\n\nevent: response.output_text.done\n" + `data: {"type":"response.output_text.done","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"text":"Hello world"}` + "\n\n"},
+			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"delta":"world","logprobs":[]}` + "\n\nevent: response.output_text.done\n" + `data: {"type":"response.output_text.done","sequence_number":6,"item_id":"m1","output_index":0,"content_index":0,"text":"Hello world"}` + "\n\n"},
 		{"chat tool call at finish_reason", llm.ChatCompletions,
 			tool(`{"a": "hello`) + env(`{"index":0,"delta":{},"finish_reason":"tool_calls"}`),
 			tool(`{"a": "`) + env(`{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"hello"}}]},"finish_reason":"tool_calls"}`)},
@@ -235,10 +239,13 @@ func TestSSERedactorFlushPoints(t *testing.T) {
 			"event: content_block_delta\n" + `data: {"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"Hello "}}` + "\n\nevent: content_block_delta\n" + `data: {"type":"content_block_delta","index":2,"delta":{"type":"thinking_delta","thinking":"world"}}` + "\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"},
 		{"responses before completed", llm.Responses,
 			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello world","logprobs":[]}` + "\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n",
-			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"world","logprobs":[]}` + "\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n"},
+			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"delta":"world","logprobs":[]}` + "\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[]}}\n\n"},
 		{"responses large event at Finish", llm.Responses,
+			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello world","obfuscation":"` + bigPad + `"}` + "\n\n",
+			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","obfuscation":"` + bigPad + `"}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"delta":"world"}` + "\n\n"},
+		{"responses logprobs are removed, and not copied into the flush", llm.Responses,
 			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello world","logprobs":[` + bigLogprobs + `]}` + "\n\n",
-			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[` + bigLogprobs + `]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"world"}` + "\n\n"},
+			"event: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"m1","output_index":0,"content_index":0,"delta":"Hello ","logprobs":[]}` + "\n\nevent: response.output_text.delta\n" + `data: {"type":"response.output_text.delta","sequence_number":5,"item_id":"m1","output_index":0,"content_index":0,"delta":"world","logprobs":[]}` + "\n\n"},
 		{"multi-line data", llm.Responses,
 			"data: {\"type\":\"response.output_text.delta\",\n" + `data: "item_id":"m1","delta":"Hi a@b.io"}` + "\n\n",
 			"data: {\"type\":\"response.output_text.delta\",\n" + `data: "item_id":"m1","delta":"Hi "}` + "\n\n" + "data: {\"type\":\"response.output_text.delta\",\n" + `data: "item_id":"m1","delta":"[EMAIL_1]"}` + "\n\n"},
@@ -390,4 +397,51 @@ func TestSSERedactorAPI(t *testing.T) {
 	require.Empty(t, r.Finish())
 	require.Nil(t, r.Feed([]byte("event: ping\ndata: {}\n\n")))
 	require.Nil(t, r.Finish())
+}
+
+// Responses events keep unique, strictly increasing sequence numbers when
+// held text is released in synthesized events: the stream cut in two
+// chunks at every byte, and cut short (no response.completed) at every
+// event.
+func TestSSERedactorSequenceNumbers(t *testing.T) {
+	e := allEngine(t)
+	evs := responsesFx(tokens(sseText))
+	stream := join(evs)
+	out, _ := runSSE(t, e, "redact", llm.Responses, stream)
+	got := parseSSE(t, out)
+	require.Greater(t, len(got), len(evs), "the fixture makes the redactor synthesize events")
+	requireSequence(t, got)
+	// Every byte from the last two deltas to the end of the done event
+	// (where held text is released and the events after it renumbered),
+	// every event boundary elsewhere.
+	starts, ends := textEvents(evs)
+	from, to := starts[len(starts)-2], ends[len(ends)-1]+len(evs[len(starts)+4].raw)
+	require.Contains(t, string(stream[to-len(evs[len(starts)+4].raw):to]), "response.output_text.done")
+	var cuts []int
+	off := 0
+	for _, ev := range evs {
+		off += len(ev.raw)
+		if off < from || off > to {
+			cuts = append(cuts, off)
+		}
+	}
+	for cut := from; cut <= to; cut++ {
+		cuts = append(cuts, cut)
+	}
+	for _, cut := range cuts {
+		out, _ := runSSE(t, e, "redact", llm.Responses, stream[:cut], stream[cut:])
+		got := parseSSE(t, out)
+		requireSequence(t, got)
+		require.Equal(t, map[string]string{"0": sseWant}, checkRedacted(t, sseDialects[2], out))
+	}
+	off = 0
+	for _, ev := range evs {
+		off += len(ev.raw)
+		out, _ := runSSE(t, e, "redact", llm.Responses, stream[:off])
+		requireSequence(t, parseSSE(t, out))
+	}
+	// A provider that repeats or reorders numbers gets increasing ones too.
+	same := seqRE.ReplaceAll(stream, []byte(`"sequence_number":3`))
+	out, _ = runSSE(t, e, "redact", llm.Responses, same)
+	requireSequence(t, parseSSE(t, out))
 }

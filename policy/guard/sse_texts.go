@@ -20,10 +20,12 @@ type streamKey struct {
 type textStream struct {
 	key streamKey
 	sc  *StreamScanner
-	// Responses: the text's last delta event as released, with its delta
-	// emptied to "" at tmplAt, and its event name.
+	// Responses: the text's last delta event, with holes at deltaAt for
+	// the delta and at seqAt (-1: none) for the sequence number, and its
+	// event name. See setTemplate.
 	tmpl     []byte
-	tmplAt   int
+	deltaAt  int
+	seqAt    int
 	tmplName []byte
 }
 
