@@ -27,9 +27,29 @@ type responseItem struct {
 }
 
 type outputText struct {
-	Type        string `json:"type"`
-	Text        string `json:"text"`
-	Annotations []any  `json:"annotations"`
+	Type        string         `json:"type"`
+	Text        string         `json:"text"`
+	Annotations []any          `json:"annotations"`
+	Logprobs    []tokenLogprob `json:"logprobs,omitempty"`
+}
+
+// tokenLogprob is one token's log probability, as the Responses API reports it when asked
+// (include: message.output_text.logprobs). The mock sends them unasked after SetLogprobs.
+type tokenLogprob struct {
+	Token       string         `json:"token"`
+	Logprob     float64        `json:"logprob"`
+	Bytes       []byte         `json:"bytes"`
+	TopLogprobs []tokenLogprob `json:"top_logprobs"`
+}
+
+// logprobsOf returns one logprob per piece.
+func logprobsOf(pieces ...string) []tokenLogprob {
+	out := make([]tokenLogprob, 0, len(pieces))
+	for _, p := range pieces {
+		out = append(out, tokenLogprob{Token: p, Logprob: -0.01, Bytes: []byte(p),
+			TopLogprobs: []tokenLogprob{{Token: p, Logprob: -0.01, Bytes: []byte(p), TopLogprobs: []tokenLogprob{}}}})
+	}
+	return out
 }
 
 type responsesUsage struct {
@@ -52,6 +72,7 @@ type responsesEvent struct {
 	Part           *outputText     `json:"part,omitempty"`
 	Delta          *string         `json:"delta,omitempty"`
 	Text           *string         `json:"text,omitempty"`
+	Logprobs       []tokenLogprob  `json:"logprobs,omitempty"`
 }
 
 // responses serves POST /v1/responses (the OpenAI Responses API). A stream is the sequence a
@@ -86,6 +107,10 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, body []byte) 
 		ID: fmt.Sprintf("resp_mock_%d", n), Object: "response", CreatedAt: s.now().Unix(),
 		Status: "completed", Model: model, Usage: usage,
 		Output: []responseItem{messageItem(fmt.Sprintf("msg_mock_%d", n), "completed", text)},
+	}
+	withLogprobs := s.logprobs()
+	if withLogprobs {
+		resp.Output[0].Content[0].Logprobs = logprobsOf(pieces...)
 	}
 
 	if !stream {
@@ -123,8 +148,12 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, body []byte) 
 		if i > 0 && !sse.pause() {
 			return
 		}
-		if !send(responsesEvent{Type: "response.output_text.delta", ItemID: itemID, OutputIndex: &zero,
-			ContentIndex: &zero, Delta: &p}) {
+		ev := responsesEvent{Type: "response.output_text.delta", ItemID: itemID, OutputIndex: &zero,
+			ContentIndex: &zero, Delta: &p}
+		if withLogprobs {
+			ev.Logprobs = logprobsOf(p)
+		}
+		if !send(ev) {
 			return
 		}
 	}
@@ -133,7 +162,8 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, body []byte) 
 	}
 	done := resp.Output[0]
 	for _, e := range []responsesEvent{
-		{Type: "response.output_text.done", ItemID: itemID, OutputIndex: &zero, ContentIndex: &zero, Text: &text},
+		{Type: "response.output_text.done", ItemID: itemID, OutputIndex: &zero, ContentIndex: &zero, Text: &text,
+			Logprobs: done.Content[0].Logprobs},
 		{Type: "response.content_part.done", ItemID: itemID, OutputIndex: &zero, ContentIndex: &zero,
 			Part: &done.Content[0]},
 		{Type: "response.output_item.done", OutputIndex: &zero, Item: &done},

@@ -94,3 +94,30 @@ func TestResponsesStream(t *testing.T) {
 	}, resp["usage"])
 	require.NotContains(t, w.Body.String(), "[DONE]")
 }
+
+// TestResponsesLogprobsUnasked: after SetLogprobs every text delta carries its token's log
+// probability, and the done event, part and item carry all of them; none by default.
+func TestResponsesLogprobsUnasked(t *testing.T) {
+	o := keyedOptions()
+	o.Chunks = 3
+	s := newTestServer(o)
+	w := do(s, http.MethodPost, "/v1/responses", openAIHeaders(), responsesBody+`,"stream":true}`)
+	require.NotContains(t, w.Body.String(), "logprobs")
+
+	s.SetLogprobs(true)
+	w = do(s, http.MethodPost, "/v1/responses", openAIHeaders(), responsesBody+`,"stream":true}`)
+	for _, ev := range readEvents(t, w.Body) {
+		m := decode(t, []byte(ev.data))
+		switch ev.name {
+		case "response.output_text.delta":
+			lp := m["logprobs"].([]any)
+			require.Len(t, lp, 1)
+			require.Equal(t, m["delta"], lp[0].(map[string]any)["token"])
+		case "response.output_text.done":
+			require.Len(t, m["logprobs"].([]any), 3)
+		}
+	}
+	w = do(s, http.MethodPost, "/v1/responses", openAIHeaders(), responsesBody+`}`)
+	out := decode(t, w.Body.Bytes())["output"].([]any)[0].(map[string]any)["content"].([]any)[0].(map[string]any)
+	require.Len(t, out["logprobs"].([]any), 3)
+}

@@ -80,6 +80,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	pieces []string   // answer override (SetAnswer); nil: the default answer
+	lp     bool       // Responses answers carry token logprobs unasked (SetLogprobs)
 	rec    []Recorded // ring buffer of at most maxRecorded entries
 	next   int        // index of the oldest entry once rec is full
 }
@@ -95,6 +96,21 @@ func (s *Server) SetAnswer(pieces ...string) {
 	if len(pieces) == 0 {
 		s.pieces = nil
 	}
+}
+
+// SetLogprobs makes every following Responses answer carry per-token log probabilities
+// (each delta, the done event, the part and the item), whether or not the request asked, as a
+// provider may: tests use it to check they never carry text the guardrails redacted.
+func (s *Server) SetLogprobs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lp = on
+}
+
+func (s *Server) logprobs() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lp
 }
 
 // answer returns the content pieces of the next answer.
