@@ -18,8 +18,6 @@ const (
 	// output parts) open at once. The text of one more is dropped and
 	// recorded as a scan failure.
 	maxOpenTexts = 512
-	// maxCommentLen caps a comment line passed through; longer ones are cut.
-	maxCommentLen = 1024
 	// maxTemplate caps the copy of an event kept to synthesize a flush event
 	// in its image; a larger one is replaced by a minimal event.
 	maxTemplate = 16 << 10
@@ -42,8 +40,11 @@ var doneData = []byte("[DONE]")
 // the rest. Each is re-serialized as "event: NAME\n" (when it had a type)
 // and "data: JSON\n\n": one data line, or one per line of a data value that
 // spans lines, so the data is always what was read. "id" and "retry" fields
-// are not kept. Comment lines (": keep-alive") pass through, cut at 1 KiB, in
-// order. The data of an event that carries no text is released
+// are not kept (their text is never scanned). A comment line (": keep-alive") is
+// released as a bare ":" line, in order: the keep-alive still arrives, its text
+// does not. An event name that is not a plain token ([A-Za-z0-9._-], at most
+// 128 bytes, as every provider's are) is a scan failure, like unreadable data.
+// The data of an event that carries no text is released
 // byte-identical; in an event that does, only the text values change (and,
 // where held text is released, members are added), every other byte is
 // kept.
@@ -137,7 +138,6 @@ type SSERedactor struct {
 	lineStart bool
 	inComment bool
 	skipLF    bool
-	comment   []byte
 
 	out   []byte // released by the current call
 	tree  jtree
@@ -231,7 +231,6 @@ func (r *SSERedactor) Finish() []byte {
 	r.checkDropped()
 	r.flushAll(true)
 	r.finished = true
-	r.comment = nil
 	if r.observe {
 		return nil
 	}
@@ -308,9 +307,6 @@ func (r *SSERedactor) feedLines(chunk []byte) {
 			nextCR = indexFrom(chunk, i, '\r')
 		}
 		end := min(nextLF, nextCR)
-		if r.inComment && len(r.comment) < maxCommentLen {
-			r.comment = append(r.comment, chunk[i:min(end, i+maxCommentLen-len(r.comment))]...)
-		}
 		if end == len(chunk) {
 			break
 		}
@@ -329,9 +325,9 @@ func (r *SSERedactor) feedLines(chunk []byte) {
 			start = next
 			r.inComment = false
 			if !r.observe {
-				r.out = append(append(r.out, r.comment...), '\n')
+				// A keep-alive still arrives, but not its text: comments are not scanned.
+				r.out = append(r.out, ':', '\n')
 			}
-			r.comment = r.comment[:0]
 		}
 		i = next
 	}
@@ -350,6 +346,10 @@ func indexFrom(b []byte, i int, c byte) int {
 
 // onEvent handles one complete event. data is valid only during the call.
 func (r *SSERedactor) onEvent(name, data []byte) {
+	if !plainEventName(name) {
+		r.unreadable(name, data)
+		return
+	}
 	if bytes.Equal(data, doneData) {
 		r.flushAll(true)
 		r.writeEvent(name, data)
@@ -400,4 +400,18 @@ func (r *SSERedactor) unreadable(name, data []byte) {
 	if r.failOpen {
 		r.writeEvent(name, data)
 	}
+}
+
+// plainEventName reports whether an SSE event name is a plain token (or absent): text there
+// is not scanned, so only names no secret can hide in are released.
+func plainEventName(name []byte) bool {
+	if len(name) > 128 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

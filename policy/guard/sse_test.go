@@ -334,7 +334,8 @@ func TestSSERedactorCommentsAndChoices(t *testing.T) {
 	}
 	in := ": OPENROUTER PROCESSING\n\n" + ev(0, "a@b.io and ") + "\r\n\r\n" + ev(1, "c@d.io, a@b.io ") + "\r\r: ping\r\n" +
 		ev(0, "end. ") + "\n\n" + ev(1, "end. ") + "\n\n"
-	want := ": OPENROUTER PROCESSING\n" + ev(0, "[EMAIL_1] and ") + "\n\n" + ev(1, "[EMAIL_2], [EMAIL_1] ") + "\n\n: ping\n" +
+	// Comments keep their place but lose their text, which is never scanned (issue 9 item 5).
+	want := ":\n" + ev(0, "[EMAIL_1] and ") + "\n\n" + ev(1, "[EMAIL_2], [EMAIL_1] ") + "\n\n:\n" +
 		ev(0, "end. ") + "\n\n" + ev(1, "end. ") + "\n\n"
 	for _, chunks := range [][][]byte{{[]byte(in)}, bytesOf([]byte(in))} {
 		out, _ := runSSE(t, e, "redact", llm.ChatCompletions, chunks...)
@@ -444,4 +445,25 @@ func TestSSERedactorSequenceNumbers(t *testing.T) {
 	same := seqRE.ReplaceAll(stream, []byte(`"sequence_number":3`))
 	out, _ = runSSE(t, e, "redact", llm.Responses, same)
 	requireSequence(t, parseSSE(t, out))
+}
+
+// TestSSERedactorUnscannedFieldsNeverCarryText: comment, id and event-name text is not
+// scanned, so none of it is released as sent: comments lose their text, ids are not kept,
+// and an event whose name is not a plain token is a scan failure (issue 9 item 5).
+func TestSSERedactorUnscannedFieldsNeverCarryText(t *testing.T) {
+	e := allEngine(t)
+	secret := "jane.doe@example.com"
+	in := ": note " + secret + "\n" +
+		"id: " + secret + "\n" + `data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}` + "\n\n" +
+		"event: " + secret + "\n" + `data: {"choices":[{"index":0,"delta":{"content":"there"}}]}` + "\n\n" +
+		"data: [DONE]\n\n"
+	for _, chunks := range [][][]byte{{[]byte(in)}, bytesOf([]byte(in))} {
+		out, r := runSSE(t, e, "redact", llm.ChatCompletions, chunks...)
+		findings := r.Findings()
+		require.NotContains(t, string(out), "jane.doe")
+		require.Contains(t, string(out), `"content":"hi"`)
+		require.NotContains(t, string(out), `"content":"there"`, "the event with a strange name is dropped, failing closed")
+		require.NotEmpty(t, findings)
+		require.True(t, findings[0].Failed)
+	}
 }
