@@ -57,12 +57,13 @@ func (s *scan) run(t []byte, final bool) {
 			for j < n && cls[t[j]]&tWord != 0 {
 				j++
 			}
-			if b64 && j-i >= minB64Word && i >= s.b64End {
-				s.base64(i, j)
-			}
-			if j < n && t[j] != ':' && !isDigit(c) && p.pairBits[pairKey(t, i)>>6]&(1<<(pairKey(t, i)&63)) == 0 {
+			if j < n && t[j] != ':' && !isDigit(c) && j-i < minB64Word && p.pairBits[pairKey(t, i)>>6]&(1<<(pairKey(t, i)&63)) == 0 {
 				i = j
 				continue
+			}
+			// A long word may be part of a base64 run.
+			if b64 && j-i >= minB64Word && i >= s.b64End {
+				s.base64(i, j)
 			}
 			next = s.word(i, j)
 		} else {
