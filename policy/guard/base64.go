@@ -21,12 +21,13 @@ package guard
 // run. A run is decoded
 // whole, so a secret at any of the three byte alignments of the plaintext,
 // or split by a line break, decodes. A
-// run glued to other text ("/v1/" before it in a URL, or look-behind in a
-// stream) may start off the encoding's four-character grid, so when the
-// run's start does not decode to a secret the three other starting phases
-// are tried. Runs shorter than minB64Run or longer than maxB64Run are not
-// decoded: each run costs at most four decodings and scans of itself, and
-// the scan stays linear.
+// run glued to other text ("/v1/" before it in a URL, "key-" before it) may
+// start off the encoding's four-character grid, so when the run's start
+// does not decode to a secret it is decoded again from after each separator
+// ('/', '-', '_', '+') among its first maxB64Glue characters that starts it
+// on another phase of the grid. Runs shorter than minB64Run or longer than
+// maxB64Run are not decoded: each run costs at most four decodings and
+// scans of itself, and the scan stays linear.
 //
 // The plaintext is scanned as is, not normalized, and only once: base64
 // inside base64 is not decoded. In a stream, a run that reaches the end of
@@ -81,13 +82,30 @@ func (s *scan) base64(i, j int) {
 	if e-start > maxB64Run {
 		return
 	}
-	for off := 0; off < 4 && e-start-off >= minB64Run; off++ {
-		if det, ok := s.decodedSecret(t[start+off : e]); ok {
-			s.emit(det, start+off, end)
-			return
+	// Decode from the run's start, then from after each separator near it
+	// that puts the start on another phase of the four-character grid.
+	var tried [4]bool
+	for p := start; p < min(e, start+maxB64Glue); p++ {
+		if p > start && !isB64Sep(t[p-1]) {
+			continue
+		}
+		if ph := (p - start) & 3; !tried[ph] && e-p >= minB64Run {
+			tried[ph] = true
+			if det, ok := s.decodedSecret(t[p:e]); ok {
+				s.emit(det, p, end)
+				return
+			}
 		}
 	}
 }
+
+// maxB64Glue bounds how far into a run a separator may end the text glued
+// to its start.
+const maxB64Glue = 256
+
+// isB64Sep reports a base64 character that also separates words in a URL
+// path or a name ("/v1/", "key-", "id_"), after which an encoding may start.
+func isB64Sep(c byte) bool { return c == '/' || c == '-' || c == '_' || c == '+' }
 
 // b64Start returns where the run whose line of base64 starts at line
 // begins: there, or at an earlier line of a wrapped block. It does not go

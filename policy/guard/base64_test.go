@@ -28,8 +28,9 @@ func wrapped(s string, col int, sep string) string {
 }
 
 // A secret inside a base64 run is found whatever its byte alignment in the
-// encoded text, and the match covers the run (from the alignment that
-// decodes it), so redaction removes all of the encoding.
+// plaintext, and the match covers the run (from the separator after which
+// it decodes, when text is glued to it), so redaction removes all of the
+// encoding.
 func TestBase64Secrets(t *testing.T) {
 	p := allPlan(t)
 	// Binary data that is no secret: every byte value, several times.
@@ -48,9 +49,10 @@ func TestBase64Secrets(t *testing.T) {
 		{"alignment 2", b64std(": "+fakeAWS) + ".", []string{"secret.aws_access_key=" + b64std(": "+fakeAWS)}},
 		{"url-safe with - and _", b64rawURL("\xfb\xff\xbe " + fakeAWS + " \xfb\xff"), []string{"secret.aws_access_key=" + b64rawURL("\xfb\xff\xbe "+fakeAWS+" \xfb\xff")}},
 		{"standard with + and /", b64std("\xfb\xff\xbe " + fakeAWS + " \xfb\xff"), []string{"secret.aws_access_key=" + b64std("\xfb\xff\xbe "+fakeAWS+" \xfb\xff")}},
-		{"glued to a url path", "GET https://example.com/v1/" + b64rawURL(fakeAWS), []string{"secret.aws_access_key=/v1/" + b64rawURL(fakeAWS)}},
+		{"glued to a url path", "GET https://example.com/v1/" + b64rawURL(fakeAWS), []string{"secret.aws_access_key=" + b64rawURL(fakeAWS)}},
 		{"in a kubernetes secret", "data:\n  tls.key: " + b64std(fakePEM+"\n") + "\n", []string{"secret.private_key=" + b64std(fakePEM+"\n")}},
 		{"in non-ascii text", "ключ: " + b64std(fakeGitHub) + " — вот", []string{"secret.github_token=" + b64std(fakeGitHub)}},
+		{"glued with a dash", "id-" + b64std("x "+fakeAWS), []string{"secret.aws_access_key=" + b64std("x "+fakeAWS)}},
 		{"after a data url", "data:text/plain;base64," + b64std("token="+fakeStripe), []string{"secret.stripe_key=" + b64std("token="+fakeStripe)}},
 		{"wrapped at 76, key across the break", "$ base64 creds\n" + wrapped(b64std(straddle), 76, "\n") + "\n$ ", []string{"secret.aws_access_key=" + wrapped(b64std(straddle), 76, "\n")}},
 		{"wrapped at 64 with crlf", wrapped(b64std(straddle), 64, "\r\n") + "\r\n", []string{"secret.aws_access_key=" + wrapped(b64std(straddle), 64, "\r\n")}},
