@@ -76,10 +76,10 @@
 //
 // Secrets may also hide in base64: a run of base64 (standard or URL-safe,
 // padded or not, wrapped over lines) that contains a word of 20 or more
-// characters is decoded whole (and, when that finds nothing, from each of
-// its next three characters, in case text is glued to its start), and the
-// plaintext is scanned for secrets; a secret there makes the run a match of
-// its detector. Runs of 16 bytes to 64 KiB are decoded, base64 inside base64
+// characters is decoded whole (and, when that finds nothing, again from
+// after a '/', '-', '_' or '+' near its start, in case text such as a URL
+// path is glued to it), and the plaintext is scanned for secrets; a secret
+// there makes the run a match of its detector. Runs of 16 bytes to 64 KiB are decoded, base64 inside base64
 // is not, and in a stream a run longer than the hold bound (4 KiB or more)
 // is not reliably decoded. See base64.go.
 //
