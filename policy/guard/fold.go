@@ -186,6 +186,30 @@ func foldable(b []byte) bool {
 	return false
 }
 
+// foldCopy runs step 4 alone, from src into z.out and z.offs, for text that
+// steps 1 to 3 would not change.
+func (z *normalizer) foldCopy(src []byte) {
+	out, offs := z.out[:0], z.offs[:0]
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			out, offs = append(out, c), append(offs, int32(i))
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(src[i:])
+		if f := foldRune(r); f != 0 && !markAt(src[i+size:]) {
+			out, offs = append(out, f), append(offs, int32(i))
+		} else {
+			for k := range size {
+				out, offs = append(out, src[i+k]), append(offs, int32(i+k))
+			}
+		}
+		i += size
+	}
+	z.out, z.offs = out, append(offs, int32(len(src)))
+}
+
 // fold runs step 4 in place on z.out and z.offs: each folded character
 // becomes one ASCII byte that maps to the character's first byte.
 func (z *normalizer) fold() {

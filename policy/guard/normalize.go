@@ -55,13 +55,7 @@ func (z *normalizer) normalize(src []byte) (out []byte, identity bool) {
 	case isNormal:
 		return src, true
 	case foldOnly:
-		// Steps 1 to 3 would change nothing: fold a copy.
-		z.out = append(z.out[:0], src...)
-		z.offs = z.offs[:0]
-		for i := range len(src) + 1 {
-			z.offs = append(z.offs, int32(i))
-		}
-		z.fold()
+		z.foldCopy(src)
 		return z.out, false
 	}
 	z.stripAndUnescape(src)
