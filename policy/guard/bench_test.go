@@ -114,6 +114,29 @@ func BenchmarkScanRequest4KiBNonASCII(b *testing.B) {
 	benchScan(b, body, DecisionAllow)
 }
 
+// BenchmarkScanRequest4KiBCyrillic is a clean prompt in Russian: every
+// string has look-alike letters to fold.
+func BenchmarkScanRequest4KiBCyrillic(b *testing.B) {
+	body := benchChat(b, 4096)
+	var v struct {
+		Messages []struct{ Content string }
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		b.Fatal(err)
+	}
+	for i, m := range v.Messages {
+		body = []byte(strings.Replace(string(body), m.Content, nonLatinProse[i%7], 1))
+	}
+	benchScan(b, body, DecisionAllow)
+}
+
+// BenchmarkScanRequest4KiBBase64 is a clean prompt with a 1 KiB base64
+// blob of clean text, which is decoded and scanned.
+func BenchmarkScanRequest4KiBBase64(b *testing.B) {
+	blob := b64std(strings.Repeat(benchTurns[0], 6)[:768])
+	benchScan(b, benchChat(b, 4096, "attached: "+blob), DecisionAllow)
+}
+
 // BenchmarkStream4KiB pushes 4 KiB of clean text in 16-byte deltas.
 func BenchmarkStream4KiB(b *testing.B) {
 	e := allEngine(b)

@@ -200,7 +200,7 @@ func compileProfile(cfg ProfileConfig, prefix string, errs *[]error) *profile {
 // addRegex compiles a custom expression. Error text carries only the RE2
 // error code, never the expression: a deny pattern may embed a secret.
 func addRegex(pl *plan, c CustomDetectorConfig, det detID, maxLen int, path string, add func(string, string, ...any)) {
-	re, err := regexp.Compile(c.Regex)
+	re, err := compileCustomRegex(c.Regex)
 	if err != nil {
 		var se *syntax.Error
 		if errors.As(err, &se) {

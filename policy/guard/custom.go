@@ -3,6 +3,8 @@ package guard
 import (
 	"bytes"
 	"regexp"
+	"regexp/syntax"
+	"unicode/utf8"
 )
 
 // literal is one entry of a custom literal list, normalized like the text
@@ -121,4 +123,83 @@ func startsMatch(locs [][]int, p int) bool {
 		}
 	}
 	return false
+}
+
+// compileCustomRegex compiles a custom expression for the normalized text
+// it runs on, in which look-alike letters and other scripts' digits are
+// folded to ASCII (see fold.go): the expression's literal characters are
+// folded the same way, and a character class that holds such characters
+// but no ASCII letter or digit ([а-я], \p{Greek}, [٠-٩]) also takes the
+// ASCII characters they fold to. A class that mixes ASCII letters or digits
+// with others, including every negated class, is kept as written. An
+// expression with nothing to fold compiles as written.
+func compileCustomRegex(expr string) (*regexp.Regexp, error) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	if !foldSyntax(re) {
+		return regexp.Compile(expr)
+	}
+	return regexp.Compile(re.String())
+}
+
+// foldSyntax folds re in place and reports whether it changed.
+func foldSyntax(re *syntax.Regexp) bool {
+	changed := false
+	switch re.Op {
+	case syntax.OpLiteral:
+		for i, r := range re.Rune {
+			if f := foldRune(r); f != 0 {
+				re.Rune[i], changed = rune(f), true
+			}
+		}
+	case syntax.OpCharClass:
+		if add := classFolds(re.Rune); len(add) > 0 {
+			re.Rune, changed = append(re.Rune, add...), true
+		}
+	}
+	for _, sub := range re.Sub {
+		changed = foldSyntax(sub) || changed
+	}
+	return changed
+}
+
+// classFolds returns, as ranges to add to the class cls (pairs of bounds),
+// the ASCII characters that its members fold to, or nil when it has an
+// ASCII letter or digit of its own.
+func classFolds(cls []rune) []rune {
+	in := func(r rune) bool {
+		for k := 0; k+1 < len(cls); k += 2 {
+			if cls[k] <= r && r <= cls[k+1] {
+				return true
+			}
+		}
+		return false
+	}
+	for c := range rune(utf8.RuneSelf) {
+		if isAlnum(byte(c)) && in(c) {
+			return nil
+		}
+	}
+	var seen [utf8.RuneSelf]bool
+	var add []rune
+	take := func(r rune) {
+		if f := foldRune(r); f != 0 && !seen[f] && in(r) {
+			seen[f] = true
+			add = append(add, rune(f), rune(f))
+		}
+	}
+	for r := rune(foldLo); r < foldHi; r++ {
+		take(r)
+	}
+	for r := rune(lisuLo); r < lisuHi; r++ {
+		take(r)
+	}
+	for _, g := range ndRanges {
+		for r := g.lo; r <= g.hi; r++ {
+			take(r)
+		}
+	}
+	return add
 }

@@ -179,6 +179,7 @@ type plan struct {
 	lits     []literal
 	regexes  []customRegex
 	numeric  bool // any of phone, card, ssn, ip, which read digit clusters
+	b64      bool // any secret detector, which base64 runs are decoded for
 	maxHold  int  // the longest match of any enabled detector but PEM
 }
 
@@ -205,6 +206,9 @@ func newPlan(dets []detInfo, on []bool) *plan {
 		p.cls['-'] |= tDash
 	}
 	p.numeric = on[detPhone] || on[detCard] || on[detSSN] || on[detIP]
+	for d := detAWS; d <= detTollgate; d++ {
+		p.b64 = p.b64 || on[d]
+	}
 	for i, ts := range tokenSpecs {
 		if on[ts.det] {
 			p.addAnchor(ts.prefix[:2], false, anchor{kind: akToken, det: ts.det, idx: int32(i)})
@@ -277,8 +281,16 @@ func (p *plan) finish() {
 		}
 	}
 	p.maxHold = max(p.maxHold, minHold)
+	if p.b64 {
+		p.maxHold = max(p.maxHold, b64Hold)
+	}
 }
 
 // minHold is the smallest stream hold bound: enough for the trailing word
 // and a PEM header.
 const minHold = 128
+
+// b64Hold is the stream hold bound when base64 runs are decoded: a run up
+// to this long is held whole, which fits any encoded token or key and a
+// base64-encoded 2048-bit PEM private key.
+const b64Hold = 4096

@@ -77,10 +77,28 @@
 // a second layer of \uXXXX escapes is decoded (tool-call arguments are JSON
 // inside JSON), invisible characters are dropped (zero-width spaces and
 // joiners, U+2060, U+FEFF, soft hyphens, bidi controls, variation selectors,
-// tag characters), and the text is put in Unicode NFKC (full-width digits and
-// letters, ligatures, exotic spaces). An offset map leads each match back to
-// the original characters, which is what redaction replaces, so the evasive
-// spelling leaves the body too. Cross-script homoglyphs are not folded.
+// tag characters), the text is put in Unicode NFKC (full-width digits and
+// letters, ligatures, exotic spaces), and then folded: every Unicode decimal
+// digit (Arabic-Indic, Persian, Devanagari, Bengali, Thai, ...) becomes its
+// ASCII digit, and letters of other scripts drawn like Latin ones (a subset
+// of the Unicode TR39 confusables: Cyrillic, Greek, Lisu, Armenian, and
+// Latin variants such as dotless i) become that Latin letter, so "АKIA…"
+// with a Cyrillic А is an AWS key. A letter with a combining mark is not
+// folded. Ordinary Cyrillic or Greek prose folds to mixed-script words that
+// no detector matches. An offset map leads each match back to the original
+// characters, which is what redaction replaces, so the evasive spelling
+// leaves the body too. Custom literals are folded like the text, and so are
+// custom expressions' literals and their classes of non-ASCII letters or
+// digits; look-alikes from other scripts (Cherokee, for one) are not folded.
+//
+// Secrets may also hide in base64: a run of base64 (standard or URL-safe,
+// padded or not, wrapped over lines) that contains a word of 20 or more
+// characters is decoded whole (and, when that finds nothing, again from
+// after a '/', '-', '_' or '+' near its start, in case text such as a URL
+// path is glued to it), and the plaintext is scanned for secrets; a secret
+// there makes the run a match of its detector. Runs of 16 bytes to 64 KiB are decoded, base64 inside base64
+// is not, and in a stream a run longer than the hold bound (4 KiB or more)
+// is not reliably decoded. See base64.go.
 //
 // # Detectors
 //
@@ -91,7 +109,8 @@
 //     optional leading 1) with area and exchange codes starting 2-9. Bare
 //     digit runs, dates, times and UUID segments are not phones.
 //   - pii.card: 13 to 19 digits, unbroken or printed in 4-4-4-4(-n), 4-6-5
-//     or 4-6-4 groups with one separator, a plausible issuer prefix for the
+//     or 4-6-4 groups with one kind of separator (spaces, dashes or dots,
+//     not mixed), a plausible issuer prefix for the
 //     length (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay,
 //     Maestro, Mir) and a valid Luhn digit.
 //   - pii.iban: registered country code, exact per-country length, unbroken

@@ -18,7 +18,7 @@ const (
 
 // normalizer turns decoded text into the form detectors match against, and
 // keeps a map back to the decoded text so redaction replaces the original
-// characters. Three steps, in this order:
+// characters. Four steps, in this order:
 //
 //  1. A second layer of \uXXXX escapes is decoded. Tool-call arguments are
 //     JSON inside a JSON string, so "\u0040" survives the first decoding;
@@ -29,9 +29,8 @@ const (
 //     and U+FFFD (see invisible).
 //  3. Unicode NFKC folds compatibility forms: full-width digits and letters,
 //     ligatures, superscripts, non-breaking and other spaces.
-//
-// Homoglyphs across scripts (Cyrillic "а" for Latin "a") are not folded:
-// NFKC does not, and a confusables table would flag ordinary non-Latin text.
+//  4. Decimal digits of every script and letters drawn like Latin ones
+//     (Cyrillic "а" for "a") become ASCII (see fold.go).
 //
 // The map is offs: normalized byte k came from decoded bytes starting at
 // offs[k], and offs[len] is the decoded length. A normalized span maps to
@@ -49,8 +48,15 @@ type normalizer struct {
 // src itself (pure ASCII without backslashes, the common case), in which
 // case no map is built and spans need no translation.
 func (z *normalizer) normalize(src []byte) (out []byte, identity bool) {
-	if plainASCII(src) || stable(src) {
+	if plainASCII(src) {
 		return src, true
+	}
+	switch stable(src) {
+	case isNormal:
+		return src, true
+	case foldOnly:
+		z.foldCopy(src)
+		return z.out, false
 	}
 	z.stripAndUnescape(src)
 	if isASCII(z.a) {
@@ -60,14 +66,26 @@ func (z *normalizer) normalize(src []byte) (out []byte, identity bool) {
 		return z.out, false
 	}
 	z.nfkc(len(src))
+	z.fold()
 	return z.out, false
 }
 
+// stability says how much of normalization a text needs.
+type stability uint8
+
+const (
+	isNormal stability = iota // the text is its own normal form
+	foldOnly                  // only step 4 changes it
+	needsAll                  // run every step
+)
+
 // stable reports whether src, which is not pure ASCII, is already its own
 // normal form: valid UTF-8 in NFKC without a backslash or an invisible
-// character. Accented and non-Latin text usually is, and then needs no
-// offset map.
-func stable(src []byte) bool {
+// character, and nothing to fold. Accented and most non-Latin text is, and
+// then needs no offset map; text whose only change is a fold (Cyrillic,
+// Greek, other scripts' digits) is foldOnly.
+func stable(src []byte) stability {
+	fold := false
 	for i := 0; i < len(src); {
 		if i+8 <= len(src) {
 			x := binary.LittleEndian.Uint64(src[i:])
@@ -81,20 +99,27 @@ func stable(src []byte) bool {
 		c := src[i]
 		if c < utf8.RuneSelf {
 			if c == '\\' || dropByte(c) {
-				return false
+				return needsAll
 			}
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRune(src[i:])
 		if invisible(r) {
-			return false
+			return needsAll
 		}
 		i += size
+		fold = fold || (foldRune(r) != 0 && !markAt(src[i:]))
 	}
 	// QuickSpan never reports more than is normalized; when it stops short
 	// the slow path decides.
-	return norm.NFKC.QuickSpan(src) == len(src)
+	switch {
+	case norm.NFKC.QuickSpan(src) != len(src):
+		return needsAll
+	case fold:
+		return foldOnly
+	}
+	return isNormal
 }
 
 // stripAndUnescape runs steps 1 and 2 from src into z.a and z.aOffs.

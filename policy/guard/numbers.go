@@ -130,8 +130,9 @@ func (s *scan) numberAt(gs []group, a int, rightOK bool) (int, detID) {
 
 // cardAt looks for a payment card number on groups a..: 13 to 19 digits,
 // either one run or grouped 4-4-4-4(-1..4), 4-6-5 or 4-6-4 with one kind of
-// separator, with a plausible issuer prefix for its length and a valid Luhn
-// check digit. Longer candidates are tried first.
+// separator (spaces, dashes or dots, never mixed), with a plausible issuer
+// prefix for its length and a valid Luhn check digit. Longer candidates are
+// tried first.
 func (s *scan) cardAt(gs []group, a int, edge func(int) bool) int {
 	var digits [19]byte
 	var ends [6]int
@@ -140,7 +141,7 @@ func (s *scan) cardAt(gs []group, a int, edge func(int) bool) int {
 	var sep byte
 	for b := a; b < len(gs) && b < a+6; b++ {
 		if b > a {
-			if gs[b].sep == '.' || (b > a+1 && gs[b].sep != sep) {
+			if b > a+1 && gs[b].sep != sep {
 				break
 			}
 			sep = gs[b].sep

@@ -26,14 +26,19 @@ type scan struct {
 	pemOpen int // start of an unfinished PEM block with a complete header, or -1
 	ms      []match
 	groups  []group
+	b64End  int    // end of the last base64 run examined
+	nested  bool   // scanning decoded base64: do not decode again
+	sub     *scan  // the scan of decoded base64, made on first use
+	b64buf  []byte // decoded base64, wiped after each use
 }
 
 // run scans t and leaves the matches in s.ms, in the order found (mostly
 // by start; email matches start before the '@' that triggered them).
 func (s *scan) run(t []byte, final bool) {
-	s.t, s.final, s.hold, s.pemOpen = t, final, len(t), -1
+	s.t, s.final, s.hold, s.pemOpen, s.b64End = t, final, len(t), -1, 0
 	s.ms = s.ms[:0]
 	p := s.p
+	b64 := p.b64 && !s.nested
 	cls := &p.cls
 	n := len(t)
 	for i := 0; i < n; {
@@ -52,9 +57,13 @@ func (s *scan) run(t []byte, final bool) {
 			for j < n && cls[t[j]]&tWord != 0 {
 				j++
 			}
-			if j < n && t[j] != ':' && !isDigit(c) && p.pairBits[pairKey(t, i)>>6]&(1<<(pairKey(t, i)&63)) == 0 {
+			if j < n && t[j] != ':' && !isDigit(c) && j-i < minB64Word && p.pairBits[pairKey(t, i)>>6]&(1<<(pairKey(t, i)&63)) == 0 {
 				i = j
 				continue
+			}
+			// A long word may be part of a base64 run.
+			if b64 && j-i >= minB64Word && i >= s.b64End {
+				s.base64(i, j)
 			}
 			next = s.word(i, j)
 		} else {
@@ -208,8 +217,9 @@ func (s *scan) anchors(i int, as []anchor, litOnly bool) int {
 }
 
 // tail holds back, in stream mode, what the text's last bytes could still
-// grow into: the trailing word (any anchor, an IPv6 group, an IBAN) and the
-// trailing run of email local-part characters.
+// grow into: the trailing word (any anchor, an IPv6 group, an IBAN), the
+// trailing run of email local-part characters and, when base64 runs are
+// decoded, the trailing base64 run up to the hold bound.
 func (s *scan) tail() {
 	t, n := s.t, len(s.t)
 	j := n
@@ -228,6 +238,40 @@ func (s *scan) tail() {
 			s.more(j)
 		}
 	}
+	if s.p.b64 && !s.nested {
+		if j = b64Tail(t, s.p.maxHold); j < n {
+			s.more(j)
+		}
+	}
+}
+
+// b64Tail returns where the base64 run that t ends in, possibly wrapped
+// over several lines, begins, or len(t) when t does not end in one or the
+// run is longer than limit.
+func b64Tail(t []byte, limit int) int {
+	n := len(t)
+	j := n
+	for j > 0 && n-j <= limit {
+		switch c := t[j-1]; {
+		case isB64(c) || c == '=' || c == '\n' || c == '\r':
+			j--
+		case c == ' ' || c == '\t':
+			k := j - 1
+			for k > 0 && (t[k-1] == ' ' || t[k-1] == '\t') {
+				k--
+			}
+			if k == 0 || t[k-1] != '\n' {
+				return j // spaces after text, not an indented line
+			}
+			j = k
+		default:
+			return j
+		}
+	}
+	if n-j > limit {
+		return n
+	}
+	return j
 }
 
 // maxTailWord bounds the trailing word a stream holds back. A longer word

@@ -14,10 +14,13 @@ import (
 // begin, a match: typically the trailing partial word (a few bytes, because
 // any word could become an email local part or a key prefix) and, while a
 // candidate is open, the candidate itself (a digit cluster, "sk-ant-..." not
-// yet terminated, an unclosed PEM block). What is held is bounded by the
-// longest match of the profile's detectors (a JWT: 8 KiB; a few hundred bytes
-// without it), and in the worst case, with invisible-character padding, four
-// times that; a PEM block longer than the bound is redacted in parts.
+// yet terminated, an unclosed PEM block, a base64 run). What is held is
+// bounded by the longest match of the profile's detectors (a JWT: 8 KiB; 4
+// KiB with any other secret detector, for base64 runs; a few hundred bytes
+// with PII detectors only), and in the worst case, with invisible-character
+// padding, four times that; a PEM block longer than the bound is redacted in
+// parts. A base64 run longer than the bound is released in parts, and a
+// secret encoded in it is not reliably found.
 //
 // Blocking mid-stream is impossible: the status and earlier chunks are
 // already with the client. A block rule acts as redact on a stream, and its

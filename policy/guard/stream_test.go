@@ -69,7 +69,7 @@ func TestStreamByteAtATime(t *testing.T) {
 	text := b.String()
 	want := redactFinal(t, p, text)
 	chunks := make([]string, len(text))
-	for i := range text {
+	for i := range len(text) {
 		chunks[i] = text[i : i+1]
 	}
 	got, _, _ := streamChunks(t, e, "redact", chunks...)
