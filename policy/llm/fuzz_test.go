@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"testing"
 	"unicode/utf8"
 
@@ -165,6 +166,32 @@ func FuzzErrorBody(f *testing.F) {
 			if msg != "" && utf8.ValidString(msg) {
 				require.Equal(t, msg, v.Error.Message)
 			}
+		}
+	})
+}
+
+// FuzzClassify: whatever path Envoy passes, Classify never panics, and an accepted request is
+// exactly one of the endpoint paths (its query string aside): no prefix, case or trailing
+// leniency could let a request reach the provider under a name policy did not check.
+func FuzzClassify(f *testing.F) {
+	for _, p := range []string{"/v1/chat/completions", "/v1/chat/completions?x=1", "//v1/chat/completions",
+		"/v1/chat/completions/", "/V1/messages", "/v1/chat%2Fcompletions", "/v1/models?limit=2", "", "?", "/v1/messages#x"} {
+		f.Add("POST", p)
+		f.Add("GET", p)
+	}
+	f.Fuzz(func(t *testing.T, method, path string) {
+		e, err := Classify(method, path)
+		if err != nil {
+			if e != EndpointUnknown {
+				t.Fatalf("error with endpoint %v", e)
+			}
+			return
+		}
+		if stripQuery(path) != e.UpstreamPath() {
+			t.Fatalf("%q classified as %v (%s)", path, e, e.UpstreamPath())
+		}
+		if method != http.MethodGet && method != http.MethodPost {
+			t.Fatalf("method %q accepted", method)
 		}
 	})
 }
