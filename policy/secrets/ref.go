@@ -8,6 +8,10 @@
 //	file:PATH    the contents of the file at PATH, trailing whitespace trimmed;
 //	             a relative PATH is joined to the config file's directory
 //
+//	sealed:v1.…  a value encrypted under a key-encryption key (KEK) that is loaded
+//	             from its own env var or file (see sealed.go, Keyring); provider
+//	             credentials accept it, ParseRef does not
+//
 // A reference is safe to log; the Value it resolves to is not, and cannot be
 // logged by accident: fmt, JSON, text and slog forms all print [REDACTED].
 // Only Value.Reveal and Value.Bytes give the plaintext.

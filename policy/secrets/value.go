@@ -16,7 +16,7 @@ const Redacted = "[REDACTED]"
 // The bytes sit behind a pointer so that even reflection-based printers that
 // bypass the methods (fmt on an unexported struct field, for example) show an
 // address rather than the secret. A Value is immutable and safe for concurrent
-// use.
+// use, except that Wipe zeroes it for every holder.
 type Value struct {
 	p *[]byte
 }
@@ -46,6 +46,15 @@ func (v Value) Bytes() []byte {
 	c := make([]byte, len(*v.p))
 	copy(c, *v.p)
 	return c
+}
+
+// Wipe zeroes the secret in place (best effort: the runtime may have copied it). Every copy
+// of this Value shares the bytes, so call it only when none is still in use. The zero
+// Value is left as it is.
+func (v Value) Wipe() {
+	if v.p != nil {
+		clear(*v.p)
+	}
 }
 
 // Len returns the length of the secret in bytes.
