@@ -67,11 +67,14 @@ type LogConfig struct {
 	Format string `mapstructure:"format"` // json (default) or console
 }
 
-// SecurityConfig holds the reference to the pepper used to hash virtual keys.
+// SecurityConfig holds the reference to the pepper used to hash virtual keys and the KEKs.
 type SecurityConfig struct {
 	// Pepper is a secret reference (env:NAME or file:PATH) to at least 32 bytes. It never sits
 	// in the config file itself, and it is kept apart from the key hashes.
 	Pepper string `mapstructure:"pepper"`
+	// KEKs are the key-encryption keys sealed credentials are opened with, each an id and a
+	// reference to its material; several at once so a KEK rotates without a failed request.
+	KEKs []KEKConfig `mapstructure:"keks"`
 }
 
 // RequestLimits holds request size limits.
@@ -95,9 +98,13 @@ type ProviderConfig struct {
 	Type string `mapstructure:"type"`
 	// Route is the value tollgate puts in the routing header; envoy.yaml routes it to a cluster.
 	Route string `mapstructure:"route"`
-	// Credential is a secret reference (env:NAME or file:PATH). "none" is allowed only for
-	// openai-compatible servers that take no key.
+	// Credential is a secret reference (env:NAME or file:PATH) or a sealed value
+	// (sealed:v1...). "none" is allowed only for openai-compatible servers that take no key.
+	// It is short for Credentials{Primary: Credential}; set one or the other.
 	Credential string `mapstructure:"credential"`
+	// Credentials lists the provider's key and, during a rotation, the next one (sent while
+	// set); see CredentialsConfig.
+	Credentials CredentialsConfig `mapstructure:"credentials"`
 	// Optional providers whose credential cannot be resolved are disabled instead of failing
 	// the whole config: their models answer 503 until the credential appears.
 	Optional bool `mapstructure:"optional"`
@@ -244,6 +251,7 @@ func (c *Config) Validate() error {
 		add("reload_interval", "must be at least 100ms")
 	}
 
+	keks := c.validateKEKs(add)
 	providers := map[string]string{}
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("providers[%d]", i)
@@ -261,19 +269,7 @@ func (c *Config) Validate() error {
 		if !validName(p.Route) {
 			add(path+".route", "must name an Envoy route target ([A-Za-z0-9._-])")
 		}
-		switch {
-		case p.Credential == "none":
-			if p.Type != ProviderOpenAICompatible {
-				add(path+".credential", "\"none\" is only allowed for openai-compatible providers")
-			}
-		case p.Credential == "":
-			add(path+".credential", "is required (env:NAME or file:PATH)")
-		default:
-			if _, err := secrets.ParseRef(p.Credential); err != nil {
-				// Never echo the value: it may be a pasted plaintext key.
-				add(path+".credential", "must be a secret reference (env:NAME or file:PATH), not a key")
-			}
-		}
+		validateCredentials(path, p, keks, add)
 		for j, h := range p.ForwardHeaders {
 			if why := validateForwardHeader(h); why != "" {
 				add(fmt.Sprintf("%s.forward_headers[%d]", path, j), "%s", why)

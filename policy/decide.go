@@ -95,6 +95,9 @@ type Forward struct {
 	// (llm.UsageChunkFilter), since the client did not ask for it.
 	DropUsageChunk bool
 	price          budget.Price
+	// cred keeps the credential whose bytes SetHeaders shares alive (not zeroed) for as long
+	// as this decision is in use, even when its snapshot was swapped out by a reload.
+	cred *credential
 }
 
 // Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
@@ -251,8 +254,9 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		Header{Key: RoutingHeader, Value: []byte(p.route)},
 		Header{Key: "accept-encoding", Value: []byte("identity")},
 	)
-	if p.authHeader != "" {
-		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.authValue, Secret: true})
+	if p.cred != nil {
+		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.cred.value, Secret: true})
+		f.cred = p.cred
 	}
 	if p.typ == ProviderAnthropic && !a.anthropicVer {
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "anthropic-version", Value: []byte(p.anthVer)})

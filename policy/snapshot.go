@@ -49,14 +49,14 @@ type model struct {
 	maxOut   int64 // output tokens reserved when the request sets no cap
 }
 
-// provider holds the decrypted credential in memory only. It has no String method on
-// purpose, and nothing formats it.
+// provider holds the decrypted credential in memory only (see credential). It has no String
+// method on purpose, and nothing formats it.
 type provider struct {
 	name       string
 	typ        string
 	route      string
-	authHeader string // lower-case header name the provider reads its key from
-	authValue  []byte // full header value, e.g. "Bearer sk-..."
+	authHeader string      // lower-case header name the provider reads its key from
+	cred       *credential // nil: no credential (credential: none)
 	available  bool
 	apiVersion string
 	anthVer    string
@@ -96,6 +96,12 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 		errs = append(errs, fmt.Errorf("security.pepper: %w", err))
 	}
 
+	// The KEKs live only while the sealed credentials are opened.
+	ring, err := LoadKeyring(cfg.Security.KEKs, baseDir, res)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	defer ring.Wipe()
 	for i, pc := range cfg.Providers {
 		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true,
 			forward: forwardable(pc.Type, pc.ForwardHeaders)}
@@ -105,21 +111,11 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 		if pc.Project != "" {
 			p.fixed = append(p.fixed, Header{Key: "openai-project", Value: []byte(pc.Project)})
 		}
-		if pc.Credential != "none" {
-			ref, _ := secrets.ParseRef(pc.Credential)
-			v, err := res.Resolve(ref, baseDir)
-			switch {
-			case err != nil && pc.Optional:
-				p.available = false
-				s.Warnings = append(s.Warnings, fmt.Sprintf("providers[%d] %s disabled: credential %s not available", i, pc.Name, ref))
-			case err != nil:
-				errs = append(errs, fmt.Errorf("providers[%d].credential: %w", i, err))
-			case !validHeaderValue(v.Bytes()):
-				errs = append(errs, fmt.Errorf("providers[%d].credential: %s holds characters not allowed in a header value", i, ref))
-			default:
-				p.authHeader, p.authValue = credentialHeader(pc.Type, v.Reveal())
-			}
-		}
+		var warns []string
+		var cerrs []error
+		p.authHeader, p.cred, p.available, warns, cerrs = compileCredential(i, pc, baseDir, res, ring)
+		s.Warnings = append(s.Warnings, warns...)
+		errs = append(errs, cerrs...)
 		s.providers[p.name] = p
 	}
 
@@ -252,18 +248,6 @@ func validHeaderValue(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// credentialHeader returns the header each provider type reads its key from.
-func credentialHeader(typ, key string) (string, []byte) {
-	switch typ {
-	case ProviderAnthropic:
-		return "x-api-key", []byte(key)
-	case ProviderAzureOpenAI:
-		return "api-key", []byte(key)
-	default:
-		return "authorization", []byte("Bearer " + key)
-	}
 }
 
 // KeyCount is the number of configured virtual keys.

@@ -4,6 +4,7 @@ package policytest
 import (
 	"crypto/rand"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,12 +35,48 @@ type Fixture struct {
 	Now time.Time
 }
 
+// Fake key-encryption keys for sealed credentials (base64 of 32 bytes: 0x11..., 0x22...),
+// and the key a provider rotates to.
+const (
+	KEK1          = "ERERERERERERERERERERERERERERERERERERERERERE="
+	KEK2          = "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="
+	OpenAIKeyNext = "sk-test-openai-provider-key-0004-next"
+)
+
 // Env is the fake environment the fixture's secret references resolve in.
 var Env = map[string]string{
 	"TG_PEPPER":        Pepper,
 	"TG_OPENAI_KEY":    OpenAIKey,
 	"TG_ANTHROPIC_KEY": AnthropicKey,
 	"TG_AZURE_KEY":     AzureKey,
+	"TG_OPENAI_NEXT":   OpenAIKeyNext,
+	"TG_KEK1":          KEK1,
+	"TG_KEK2":          KEK2,
+}
+
+// KEKs returns security.keks entries for the fake KEKs: "k1" is KEK1 (env:TG_KEK1), "k2"
+// is KEK2 (env:TG_KEK2).
+func KEKs(ids ...string) []policy.KEKConfig {
+	out := make([]policy.KEKConfig, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, policy.KEKConfig{ID: id, Key: "env:TG_KEK" + strings.TrimPrefix(id, "k")})
+	}
+	return out
+}
+
+// Seal seals plaintext under the fake KEK id ("k1" or "k2").
+func Seal(t testing.TB, id, plaintext string) string {
+	t.Helper()
+	r, err := policy.LoadKeyring(KEKs(id), "", Resolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Wipe()
+	s, err := r.Seal(id, []byte(plaintext), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // Resolver resolves references against Env only.
