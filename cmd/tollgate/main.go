@@ -1,5 +1,5 @@
 // Command tollgate is the Tollgate LLM gateway: an Envoy ext_proc server that swaps virtual
-// keys for provider keys. Subcommands: serve, keys, mockllm, dev, version.
+// keys for provider keys. Subcommands: serve, keys, secrets, mockllm, dev, version.
 package main
 
 import (
@@ -34,6 +34,9 @@ commands:
   serve     run the ext_proc server (--config FILE)
   keys new  create a virtual key, checked against --config; print its entry or --append it
   audit verify  check an audit trail for edited, deleted, reordered or truncated records
+  secrets seal    seal a provider key read from stdin under a KEK (prints sealed:v1...)
+  secrets rewrap  seal every sealed value of --config again under the KEK --to
+  secrets new-kek print fresh KEK material
   usage     print spend and remaining budget per key and team (from the admin endpoint)
   mockllm   run the mock LLM upstream used by the local trial and tests
   dev init  create the local trial's certificates, pepper, provider and demo keys
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout, stderr)
+	case "secrets":
+		return runSecrets(args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil
