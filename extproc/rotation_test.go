@@ -3,12 +3,15 @@ package extproc_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -29,11 +32,13 @@ func (s *swapSource) Snapshot() *policy.Snapshot { return s.p.Load() }
 
 // rotation drives requests through a server over bufconn while a test reloads configs.
 type rotation struct {
-	t    *testing.T
-	fx   *policytest.Fixture
-	src  *swapSource
-	h    *harness
-	logs *observer.ObservedLogs
+	t     *testing.T
+	fx    *policytest.Fixture
+	src   *swapSource
+	h     *harness
+	logs  *observer.ObservedLogs
+	audit *fakeAuditor
+	reg   *prometheus.Registry
 
 	mu       sync.RWMutex // held for writing while a reload swaps the snapshot and the stage
 	stage    int
@@ -48,9 +53,12 @@ type rotation struct {
 
 func newRotation(t *testing.T, fx *policytest.Fixture, accept func(string) bool) *rotation {
 	core, logs := observer.New(zapcore.DebugLevel)
-	r := &rotation{t: t, fx: fx, src: &swapSource{}, logs: logs, accept: accept}
+	r := &rotation{t: t, fx: fx, src: &swapSource{}, logs: logs, accept: accept,
+		audit: &fakeAuditor{healthy: true}, reg: prometheus.NewRegistry()}
 	r.src.p.Store(fx.Snapshot)
-	srv := extproc.New(r.src, zap.New(core), extproc.WithClock(func() time.Time { return fx.Now }))
+	srv := extproc.New(r.src, zap.New(core), extproc.WithClock(func() time.Time { return fx.Now }),
+		extproc.WithAudit(extproc.AuditConfig{Auditor: r.audit}),
+		extproc.WithMetrics(extproc.NewMetrics(r.reg, extproc.MetricsOptions{PerKeyLabels: true})))
 	r.h = serveServer(t, fx, srv)
 	return r
 }
@@ -213,9 +221,7 @@ func TestKEKRotationUnderLoad(t *testing.T) {
 	r.requireNoFailures(total)
 	require.Equal(t, 3, r.stage)
 	requireNoSecrets(t, &harness{fx: fx, logs: r.logs}, "hi")
-	for _, s := range []string{sealedK1, sealedK2, policytest.KEK1, policytest.KEK2} {
-		requireNotLogged(t, r.logs, s)
-	}
+	r.requireNoLeak(policytest.OpenAIKey, sealedK1, sealedK1[20:60], sealedK2, sealedK2[20:60], policytest.KEK1, policytest.KEK2)
 }
 
 // TestProviderKeyRotationUnderLoad rotates a provider key with credentials.next while
@@ -249,18 +255,33 @@ func TestProviderKeyRotationUnderLoad(t *testing.T) {
 	require.Positive(t, r.count(oldAuth), "the old key served before the rotation")
 	require.Positive(t, r.count(newAuth))
 	require.Equal(t, total, r.count(oldAuth)+r.count(newAuth))
-	for _, s := range []string{policytest.OpenAIKeyNext, next, policytest.KEK1} {
-		requireNotLogged(t, r.logs, s)
-	}
+	r.requireNoLeak(policytest.OpenAIKey, policytest.OpenAIKeyNext, next, next[20:60], policytest.KEK1)
 }
 
-// requireNotLogged fails if s appears in any captured log entry.
-func requireNotLogged(t *testing.T, logs *observer.ObservedLogs, s string) {
+// requireNoLeak fails if any of values appears in a captured log entry, an audit event or
+// the metrics.
+func (r *rotation) requireNoLeak(values ...string) {
+	t := r.t
 	t.Helper()
+	r.h.waitIdle(t)
+	var all strings.Builder
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	for _, e := range logs.All() {
+	for _, e := range r.logs.All() {
 		buf, err := enc.EncodeEntry(e.Entry, e.Context)
 		require.NoError(t, err)
-		require.NotContains(t, buf.String(), s)
+		all.Write(buf.Bytes())
+	}
+	r.audit.mu.Lock()
+	require.NotEmpty(t, r.audit.events)
+	for _, e := range r.audit.events {
+		b, err := json.Marshal(e)
+		require.NoError(t, err)
+		all.Write(b)
+	}
+	r.audit.mu.Unlock()
+	all.WriteString(dump(t, r.reg))
+	require.Contains(t, all.String(), `"decision":"allow"`)
+	for _, s := range values {
+		require.NotContains(t, all.String(), s)
 	}
 }

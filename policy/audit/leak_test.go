@@ -25,6 +25,9 @@ const (
 	plantedCompletion = "PLANTED-COMPLETION-understood"
 	plantedProvider   = "sk-proj-PLANTEDPROVIDERKEY0123456789"
 	plantedHookToken  = "PLANTED-HOOK-TOKEN-abcdef"
+	// plantedSealedKey is a provider key only ever configured sealed; the prompt carries
+	// its sealed value and the KEK as well, as a user pasting a config would.
+	plantedSealedKey = "sk-proj-PLANTEDSEALEDKEY9876543210"
 )
 
 // TestNoLeakInAnySink drives every sink with every content mode, with
@@ -39,6 +42,14 @@ func TestNoLeakInAnySink(t *testing.T) {
 	vk, err := keys.Generate(rand.Reader)
 	require.NoError(t, err)
 	plantedVirtualKey := vk.Reveal()
+	kekText, err := secrets.GenerateKEK(rand.Reader)
+	require.NoError(t, err)
+	kek, err := secrets.ParseKEK("k1", []byte(kekText))
+	require.NoError(t, err)
+	ring, err := secrets.NewKeyring(kek)
+	require.NoError(t, err)
+	plantedSealed, err := ring.Seal("k1", []byte(plantedSealedKey), rand.Reader)
+	require.NoError(t, err)
 	tokenRE := regexp.MustCompile(keys.TokenPattern)
 	for _, tc := range []struct {
 		name      string
@@ -67,7 +78,8 @@ func TestNoLeakInAnySink(t *testing.T) {
 				audit.NewWriterSink(&stdout, ckPriv), fs, wh)
 
 			prompt := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"` + plantedPrompt +
-				` use ` + plantedProvider + `"}],"api_key":"` + plantedVirtualKey + `"}`)
+				` use ` + plantedProvider + ` or ` + plantedSealedKey + ` (` + plantedSealed + `, KEK ` + kekText +
+				`)"}],"api_key":"` + plantedVirtualKey + `"}`)
 			completion := []byte(`data: {"choices":[{"delta":{"content":"` + plantedCompletion + `"}}]}`)
 			for i, ev := range endings {
 				ev := ev.ev
@@ -94,7 +106,7 @@ func TestNoLeakInAnySink(t *testing.T) {
 			outputs["policy"] = []byte(policy.String())
 
 			planted := []string{plantedPrompt, plantedCompletion, plantedVirtualKey, vk.Secret, plantedProvider, plantedHookToken,
-				string(contentKey), string(chainKey)}
+				string(contentKey), string(chainKey), plantedSealedKey, plantedSealed, kekText, plantedSealed[20:60]}
 			for name, out := range outputs {
 				for _, p := range planted {
 					for _, form := range []string{p, hex.EncodeToString([]byte(p)), base64.StdEncoding.EncodeToString([]byte(p))} {
