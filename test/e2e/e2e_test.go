@@ -282,7 +282,9 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, os.WriteFile(s.cfg, []byte(good), 0o600))
 	})
 
-	t.Run("no key, provider key or prompt in any log", func(t *testing.T) {
+	t.Run("a sealed provider key is opened, and its KEK rotates with no failed request", func(t *testing.T) { sealedProviderKey(t, s) })
+
+	t.Run("no key, provider key, KEK, sealed value or prompt in any log", func(t *testing.T) {
 		logs := s.tollgate.Logs() + s.envoy.Logs()
 		require.Contains(t, s.tollgate.Logs(), `"msg":"request"`, "the tollgate log must not be empty")
 		for name, v := range s.secrets() {

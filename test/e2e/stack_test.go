@@ -41,6 +41,7 @@ type stack struct {
 	cfgs, admins                 []string            // per replica
 	openAIKey, anthropicKey      string
 	keys                         map[string]string // demo, disabled, expired, ...
+	extra                        map[string]string // more values that must never leak (KEKs, sealed values)
 }
 
 var tokenRE = regexp.MustCompile(keys.TokenPattern)
@@ -62,7 +63,7 @@ func startStack(t *testing.T, opts ...stackOptions) *stack {
 		o.tollgates = 1
 	}
 	envoyBin := testutil.EnvoyBinary(t)
-	s := &stack{root: testutil.RepoRoot(t), dir: t.TempDir(), keys: map[string]string{}}
+	s := &stack{root: testutil.RepoRoot(t), dir: t.TempDir(), keys: map[string]string{}, extra: map[string]string{}}
 
 	// The tollgate binary, built as users build it.
 	s.bin = filepath.Join(s.dir, "tollgate")
@@ -219,6 +220,9 @@ func (s *stack) secrets() map[string]string {
 	for name, k := range s.keys {
 		out["virtual key "+name] = k
 		out["virtual key secret "+name] = k[17:]
+	}
+	for name, v := range s.extra {
+		out[name] = v
 	}
 	return out
 }
