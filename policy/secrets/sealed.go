@@ -55,7 +55,7 @@ var (
 
 // Parse errors. They are fixed values so that no input text can reach them.
 var (
-	errSealedPrefix   = fmt.Errorf("%w: it must start with sealed:", ErrSealedMalformed)
+	errSealedPrefix   = fmt.Errorf("%w: it must start with \"sealed:\"", ErrSealedMalformed)
 	errSealedLong     = fmt.Errorf("%w: longer than any sealed value", ErrSealedMalformed)
 	errSealedFields   = fmt.Errorf("%w: it has more than 4 dot-separated fields", ErrSealedMalformed)
 	errSealedKEKID    = fmt.Errorf("%w: the KEK id must be 1-%d characters of [A-Za-z0-9_-]", ErrSealedMalformed, MaxKEKIDLen)
