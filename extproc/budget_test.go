@@ -1,29 +1,14 @@
 package extproc_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/policytest"
 )
-
-func teamUSD(t *testing.T, h *harness) policy.UsageEntry {
-	t.Helper()
-	rep, err := h.fx.Snapshot.UsageReport(context.Background(), h.fx.Now)
-	require.NoError(t, err)
-	for _, e := range rep {
-		if e.Scope == "team" && e.Limit == "usd_per_day" {
-			return e
-		}
-	}
-	t.Fatal("no team usd_per_day counter")
-	return policy.UsageEntry{}
-}
 
 func TestStreamSettlesReportedUsage(t *testing.T) {
 	h := serve(t, policytest.NewWithBudget(t, budget.NewMemoryLedger(), nil))
@@ -31,7 +16,7 @@ func TestStreamSettlesReportedUsage(t *testing.T) {
 	roundTrip(t, s, chatHeaders(h.fx.Keys["valid"]))
 	resp := roundTrip(t, s, reqBody(`{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[]}`))
 	require.Contains(t, string(resp.GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"stream_options":{"include_usage":true}`)
-	require.Positive(t, teamUSD(t, h).Reserved, "reserved while the stream is open")
+	require.Positive(t, policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now).Reserved, "reserved while the stream is open")
 
 	roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
 	stream := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n" +
@@ -44,7 +29,7 @@ func TestStreamSettlesReportedUsage(t *testing.T) {
 	_, _ = s.Recv()
 	h.waitIdle(t)
 
-	e := teamUSD(t, h)
+	e := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now)
 	require.Equal(t, int64(12*1+7*2), e.Used, "settled to the reported usage at 1 and 2 micro-dollars per token")
 	require.Zero(t, e.Reserved)
 	line := h.logs.FilterMessage("request").All()[0].ContextMap()
@@ -59,10 +44,10 @@ func TestAbortSettlesFullReservation(t *testing.T) {
 	roundTrip(t, s, reqBody(`{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[]}`))
 	roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
 	roundTrip(t, s, respBody("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n", false))
-	reserved := teamUSD(t, h).Reserved
+	reserved := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now).Reserved
 	cancel() // the client went away before any usage arrived
 	h.waitIdle(t)
-	e := teamUSD(t, h)
+	e := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now)
 	require.Equal(t, reserved, e.Used, "no usage seen: the full reservation is charged")
 	require.Zero(t, e.Reserved, "nothing stays reserved")
 }

@@ -42,13 +42,13 @@ func TestAbortedStreamSettlesAtLeastTheReservation(t *testing.T) {
 				c.Teams[0].Limits.USDPerDay = "100"
 			}))
 			for k := 0; k <= len(events); k++ {
-				before := teamUSD(t, h).Used
+				before := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now).Used
 				s, cancel := h.open(t)
 				roundTrip(t, s, reqHeaders(false, append([]string{":path", tc.path, ":method", "POST",
 					"authorization", "Bearer " + h.fx.Keys["valid"], "content-type", "application/json"}, tc.extra...)...))
 				resp := roundTrip(t, s, reqBody(tc.body))
 				require.NotNil(t, resp.GetRequestBody(), "forwarded")
-				reserved := teamUSD(t, h).Reserved
+				reserved := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now).Reserved
 				require.Positive(t, reserved)
 				roundTrip(t, s, respHeaders("200", "content-type", "text/event-stream"))
 				for i, ev := range events[:k] {
@@ -61,7 +61,7 @@ func TestAbortedStreamSettlesAtLeastTheReservation(t *testing.T) {
 					cancel() // the client went away after k events
 				}
 				h.waitIdle(t)
-				after := teamUSD(t, h)
+				after := policytest.TeamUSDPerDay(t, h.fx.Snapshot, h.fx.Now)
 				require.Zero(t, after.Reserved)
 				charged := after.Used - before
 				line := h.logs.FilterMessage("request").All()

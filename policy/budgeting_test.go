@@ -287,20 +287,7 @@ func TestChoicesRaceCannotOverspend(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Equal(t, 4, n, "100000 µ$ fits four reservations of about 20000 µ$ for ten choices, not 49 for one")
-	e := teamUSDEntry(t, fx)
+	e := policytest.TeamUSDPerDay(t, fx.Snapshot, fx.Now)
 	require.LessOrEqual(t, e.Used, e.Max)
 	require.Zero(t, e.Reserved)
-}
-
-func teamUSDEntry(t *testing.T, fx *policytest.Fixture) policy.UsageEntry {
-	t.Helper()
-	rep, err := fx.Snapshot.UsageReport(context.Background(), fx.Now)
-	require.NoError(t, err)
-	for _, e := range rep {
-		if e.Scope == "team" && e.Limit == "usd_per_day" {
-			return e
-		}
-	}
-	t.Fatal("no team usd_per_day counter")
-	return policy.UsageEntry{}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/llm"
+	"github.com/tollgate-ai/tollgate/policy/policytest"
 )
 
 // fakeTimers is a hand-driven policy.AfterFunc: nothing runs until the test fires it.
@@ -91,20 +92,6 @@ func (c *settableClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// teamUSD reads the team's usd_per_day entry of the usage report.
-func teamUSD(t *testing.T, s *policy.Snapshot, now time.Time) policy.UsageEntry {
-	t.Helper()
-	rep, err := s.UsageReport(context.Background(), now)
-	require.NoError(t, err)
-	for _, e := range rep {
-		if e.Scope == "team" && e.Limit == "usd_per_day" {
-			return e
-		}
-	}
-	t.Fatal("no team usd_per_day entry")
-	return policy.UsageEntry{}
-}
-
 // TestHoldRenewedWhileStreamIsAlive is a stream that outlives budget.reservation_hold: its
 // reservation stays held (renewed every third of the hold) until it is settled, and no
 // renewal is left behind afterwards.
@@ -129,12 +116,12 @@ func TestHoldRenewedWhileStreamIsAlive(t *testing.T) {
 		require.Equal(t, []time.Duration{hold / 3}, timers.scheduled())
 	}
 	require.Greater(t, clk.Now().Sub(fxNow), hold)
-	require.Equal(t, reserved, teamUSD(t, fx.Snapshot, clk.Now()).Reserved, "still reserved after 2 holds")
+	require.Equal(t, reserved, policytest.TeamUSDPerDay(t, fx.Snapshot, clk.Now()).Reserved, "still reserved after 2 holds")
 
 	st, err := f.Settle(context.Background(), h, policy.Outcome{Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}, UsageSeen: true, Ended: true, Status: 200})
 	require.NoError(t, err)
 	require.Empty(t, timers.scheduled(), "settling stops the renewal")
-	e := teamUSD(t, fx.Snapshot, clk.Now())
+	e := policytest.TeamUSDPerDay(t, fx.Snapshot, clk.Now())
 	require.Zero(t, e.Reserved, "released when settled")
 	require.Equal(t, st.CostMicros, e.Used)
 }
@@ -149,7 +136,7 @@ func TestHoldWithoutRenewalExpires(t *testing.T) {
 	h, rep := fx.Snapshot.Reserve(context.Background(), a, f, fx.Now)
 	require.Nil(t, rep)
 	clk.Advance(policy.DefaultHold)
-	require.Zero(t, teamUSD(t, fx.Snapshot, clk.Now()).Reserved)
+	require.Zero(t, policytest.TeamUSDPerDay(t, fx.Snapshot, clk.Now()).Reserved)
 	_, err := f.Settle(context.Background(), h, policy.Outcome{Status: 200})
 	require.NoError(t, err)
 }
@@ -199,7 +186,7 @@ func TestHoldRenewalRetriesAndStops(t *testing.T) {
 	clk.Advance(hold)
 	timers.fire()
 	require.Empty(t, timers.scheduled())
-	require.Zero(t, teamUSD(t, fx.Snapshot, clk.Now()).Reserved)
+	require.Zero(t, policytest.TeamUSDPerDay(t, fx.Snapshot, clk.Now()).Reserved)
 	_, err := f.Settle(context.Background(), h, policy.Outcome{Status: 200})
 	require.NoError(t, err)
 	l.mu.Lock()

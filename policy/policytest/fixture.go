@@ -2,6 +2,7 @@
 package policytest
 
 import (
+	"context"
 	"crypto/rand"
 	"strconv"
 	"strings"
@@ -202,4 +203,21 @@ func build(t testing.TB, mutate func(*policy.Config), opts []policy.CompileOptio
 	}
 	f.Snapshot = s
 	return f
+}
+
+// TeamUSDPerDay is the team usd_per_day counter of the snapshot's usage report at now: the
+// budget limit NewWithBudget sets on team platform. It fails the test when there is none.
+func TeamUSDPerDay(t testing.TB, s *policy.Snapshot, now time.Time) policy.UsageEntry {
+	t.Helper()
+	rep, err := s.UsageReport(context.Background(), now)
+	if err != nil {
+		t.Fatalf("usage report: %v", err)
+	}
+	for _, e := range rep {
+		if e.Scope == "team" && e.Limit == "usd_per_day" {
+			return e
+		}
+	}
+	t.Fatal("no team usd_per_day counter")
+	return policy.UsageEntry{}
 }

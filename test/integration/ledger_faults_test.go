@@ -44,20 +44,6 @@ func chat(t *testing.T, fx *policytest.Fixture) (*policy.Admission, *policy.Forw
 	return a, f
 }
 
-// teamUSD is the team's usd_per_day line of the usage report.
-func teamUSD(t *testing.T, fx *policytest.Fixture) policy.UsageEntry {
-	t.Helper()
-	rep, err := fx.Snapshot.UsageReport(context.Background(), fx.Now)
-	require.NoError(t, err)
-	for _, e := range rep {
-		if e.Scope == "team" && e.Limit == "usd_per_day" {
-			return e
-		}
-	}
-	t.Fatal("no team usd_per_day entry")
-	return policy.UsageEntry{}
-}
-
 // TestStalledReserveLeavesNoPhantom freezes Redis (SIGSTOP) while a request reserves: the
 // reserve times out, the client gets 503 and nothing is forwarded. The EVALSHA is still in
 // the socket, and Redis runs it when it thaws (SIGCONT). Without a compensating release that
@@ -74,7 +60,7 @@ func TestStalledReserveLeavesNoPhantom(t *testing.T) {
 	require.Nil(t, rep)
 	_, err := f.Settle(ctx, h, policy.Outcome{Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}, UsageSeen: true, Ended: true, Status: 200})
 	require.NoError(t, err)
-	used := teamUSD(t, fx).Used
+	used := policytest.TeamUSDPerDay(t, fx.Snapshot, fx.Now).Used
 
 	srv.Pause()
 	a, f = chat(t, fx) // reservation res-2
@@ -99,7 +85,7 @@ func TestStalledReserveLeavesNoPhantom(t *testing.T) {
 			require.Empty(t, r.ZRange(ctx, k, 0, -1).Val(), k)
 		}
 	}
-	e := teamUSD(t, fx)
+	e := policytest.TeamUSDPerDay(t, fx.Snapshot, fx.Now)
 	require.Zero(t, e.Reserved, "no phantom reservation")
 	require.Equal(t, used, e.Used, "and nothing charged for the refused request")
 	require.Equal(t, budget.RetryStats{Releases: 1, Retries: ledger.Stats().Retries, Recovered: 1}, ledger.Stats())
@@ -123,7 +109,7 @@ func TestSettleDuringOutageArrives(t *testing.T) {
 			a, f := chat(t, fx)
 			h, rep := fx.Snapshot.Reserve(ctx, a, f, fx.Now)
 			require.Nil(t, rep)
-			require.Equal(t, h.Estimate.CostMicros, teamUSD(t, fx).Reserved)
+			require.Equal(t, h.Estimate.CostMicros, policytest.TeamUSDPerDay(t, fx.Snapshot, fx.Now).Reserved)
 
 			tc.down(srv)
 			st, err := f.Settle(ctx, h, policy.Outcome{Usage: llm.Usage{InputTokens: 10, OutputTokens: 5}, UsageSeen: true, Ended: true, Status: 200})
@@ -135,7 +121,7 @@ func TestSettleDuringOutageArrives(t *testing.T) {
 			stats := ledger.Stats()
 			require.Equal(t, int64(1), stats.Recovered)
 			require.Zero(t, stats.Dropped)
-			e := teamUSD(t, fx)
+			e := policytest.TeamUSDPerDay(t, fx.Snapshot, fx.Now)
 			require.Equal(t, st.CostMicros, e.Used, "the spend arrived, once")
 			require.Zero(t, e.Reserved, "and the reservation is released")
 		})
