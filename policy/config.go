@@ -19,6 +19,7 @@ import (
 // other than the secret references they resolve.
 type Config struct {
 	Listen    ListenConfig     `mapstructure:"listen"`
+	Admin     AdminConfig      `mapstructure:"admin"`
 	Log       LogConfig        `mapstructure:"log"`
 	Security  SecurityConfig   `mapstructure:"security"`
 	Limits    RequestLimits    `mapstructure:"limits"`
@@ -46,19 +47,6 @@ type Config struct {
 type MetricsConfig struct {
 	// PerKeyLabels adds series labelled by public key id (cardinality grows with keys).
 	PerKeyLabels bool `mapstructure:"per_key_labels"`
-}
-
-// ListenConfig holds the addresses tollgate listens on.
-type ListenConfig struct {
-	// ExtProc is the gRPC address Envoy connects to: a loopback host:port or unix:/path. It
-	// must not be reachable from the network: any caller holding a virtual key could read the
-	// provider key out of the header mutation it returns.
-	ExtProc string `mapstructure:"extproc"`
-	// Admin serves /healthz and /readyz. It must be a loopback address: there is no
-	// authentication on it.
-	Admin string `mapstructure:"admin"`
-	// DrainTimeout bounds how long a shutdown waits for open streams.
-	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
 }
 
 // LogConfig selects the log level and encoding.
@@ -225,12 +213,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
 	}
 
-	if err := validateListenAddr(c.Listen.ExtProc, true); err != nil {
-		add("listen.extproc", "%v", err)
-	}
-	if err := validateListenAddr(c.Listen.Admin, false); err != nil {
-		add("listen.admin", "%v", err)
-	}
+	c.validateSurfaces(add)
 	if _, err := secrets.ParseRef(c.Security.Pepper); err != nil {
 		add("security.pepper", "%v", err)
 	}
@@ -359,19 +342,18 @@ func checkModelRefs(add func(string, string, ...any), path string, names []strin
 func validateListenAddr(addr string, allowUnix bool) error {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if !allowUnix {
-			return errors.New("must be a loopback host:port")
+			return errors.New("must be host:port (unix sockets are not supported here)")
 		}
 		if path == "" {
 			return errors.New("unix socket path is empty")
 		}
 		return nil
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port == "" {
-		return errors.New("must be host:port or unix:/path")
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return errors.New("must not listen on a network address: it has no authentication")
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		if allowUnix {
+			return errors.New("must be host:port or unix:/path")
+		}
+		return errors.New("must be host:port")
 	}
 	return nil
 }
