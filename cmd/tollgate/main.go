@@ -38,6 +38,7 @@ commands:
   secrets rewrap  seal every sealed value of --config again under the KEK --to
   secrets new-kek print fresh KEK material
   usage     print spend and remaining budget per key and team (from the admin endpoint)
+  admin hash-token  read an admin bearer token from stdin, print admin.token_sha256
   mockllm   run the mock LLM upstream used by the local trial and tests
   dev init  create the local trial's certificates, pepper, provider and demo keys
             (a new demo key when the pepper no longer matches .dev/keys.yaml)
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAudit(ctx, args[1:], stdout, stderr)
 	case "secrets":
 		return runSecrets(args[1:], os.Stdin, stdout, stderr)
+	case "admin":
+		return runAdmin(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil

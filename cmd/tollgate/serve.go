@@ -52,6 +52,9 @@ type gateway struct {
 	// lastFailure is the last refused reload, shown on /readyz; nil until one is refused.
 	lastFailure atomic.Pointer[reloadFailure]
 	audit       *auditHealth // set before the admin listener serves; nil when audit is off
+	// surfaces are the listeners' authentication: a reload may not change what needs a
+	// restart, and applies the rest. Nil in tests that build a gateway by hand.
+	surfaces *surfaces
 }
 
 // Snapshot implements extproc.Source.
@@ -67,6 +70,9 @@ func (g *gateway) load() error {
 	if err := checkLedgerReload(g.budget, l.cfg.Budget); err != nil {
 		return err
 	}
+	if err := g.surfaces.checkReload(l.cfg); err != nil {
+		return err
+	}
 	s, err := compile(l, time.Now(), policy.WithLedger(g.ledger))
 	if err != nil {
 		return err
@@ -77,6 +83,7 @@ func (g *gateway) load() error {
 	g.snap.Store(s)
 	g.files.Store(&l.files)
 	g.loadedFP.Store(&l.fp)
+	g.surfaces.apply(l.cfg) // validated by compile
 	return nil
 }
 
@@ -220,11 +227,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}, func() float64 { return float64(g.failed.Load()) }))
 	ledger.register(reg)
 
+	surf, err := openSurfaces(cfg, l.dir, log.Named("listen"), reg)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	g.surfaces = surf
 	lis, err := listen(cfg.Listen.ExtProc)
 	if err != nil {
 		return fmt.Errorf("listen.extproc: %w", err)
 	}
-	adminLis, err := net.Listen("tcp", cfg.Listen.Admin)
+	adminLis, err := surf.listenAdmin()
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("listen.admin: %w", err)
@@ -247,13 +259,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts = append(opts, extproc.WithAudit(*auditCfg))
 	}
 	srv := extproc.New(g, log, opts...)
-	gs := grpc.NewServer(extproc.GRPCServerOptions()...)
+	gs := grpc.NewServer(append(extproc.GRPCServerOptions(), surf.grpcOptions()...)...)
 	srv.Register(gs)
-	admin := &http.Server{Handler: adminHandler(g, reg), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminHandler(g, reg, surf), ErrorLog: surf.adminErrorLog(), ReadHeaderTimeout: 5 * time.Second}
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go g.watch(watchCtx, cfg.Reload)
+	surf.watch(watchCtx, cfg.Reload)
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(lis) }()
@@ -266,7 +279,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("tollgate serving",
 		zap.String("version", version),
 		zap.String("extproc", lis.Addr().String()),
+		zap.String("extproc_auth", surf.extprocAuth()),
 		zap.String("admin", adminLis.Addr().String()),
+		zap.String("admin_auth", surf.adminAuth()),
 		zap.Int("keys", g.Snapshot().KeyCount()))
 
 	var serveErr error
@@ -305,13 +320,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serveErr
 }
 
-// adminHandler serves liveness, readiness, metrics and the usage report. It listens on
-// loopback only (Validate enforces it). Nothing it serves holds a key or content: the usage
-// report names keys by their public id.
-func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
+// adminHandler serves liveness, readiness, metrics and the usage report. Nothing it serves
+// holds a key or content: the usage report names keys by their public id. /metrics and
+// /usage need the admin token or an allowed client certificate whenever the admin listener
+// has either (surfaces.adminAuthorized); /healthz is always open, for probes; /readyz
+// answers every caller with its status code, and shows its details only to authorized
+// callers (an unauthenticated probe gets {"ready":BOOL}).
+func adminHandler(g *gateway, reg *prometheus.Registry, auth *surfaces) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /usage", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /metrics", auth.requireAdmin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /usage", auth.requireAdmin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "application/json")
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -323,12 +341,12 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"limits": rep})
-	})
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("content-type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "application/json")
 		status := map[string]any{"ready": true}
 		code := http.StatusOK
@@ -351,6 +369,11 @@ func adminHandler(g *gateway, reg *prometheus.Registry) http.Handler {
 			if !ok {
 				notReady()
 			}
+		}
+		if !auth.adminAuthorized(r) {
+			// Reload errors name files and fields, audit sinks their state: not for anyone
+			// who can reach the port. The status code alone serves a kubelet probe.
+			status = map[string]any{"ready": status["ready"]}
 		}
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(status)
