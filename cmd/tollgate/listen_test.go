@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tollgate-ai/tollgate/examples/devtls"
+	"github.com/tollgate-ai/tollgate/policy"
 )
 
 // envoySAN is the SPIFFE id the tests' Envoy client certificate carries.
@@ -345,4 +346,24 @@ func TestServeRefusesUnauthenticatedSurfaces(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadmeSurfaceSnippets decodes README.md's listener and admin examples strictly and
+// validates them: they must stay configs Tollgate accepts.
+func TestReadmeSurfaceSnippets(t *testing.T) {
+	blocks, _ := readmeBlocks(t)
+	found := 0
+	for _, b := range blocks["yaml"] {
+		if !strings.HasPrefix(b, "listen:\n") {
+			continue
+		}
+		found++
+		var cfg policy.Config
+		require.NoError(t, decodeYAMLBytes("README.md", []byte(b), &cfg), b)
+		require.False(t, policy.IsLoopbackAddr(cfg.Listen.ExtProc) && policy.IsLoopbackAddr(cfg.Listen.Admin) && cfg.Listen.Admin != "",
+			"the README examples show listeners off loopback:\n%s", b)
+		cfg.ApplyDefaults()
+		require.NoError(t, cfg.Validate(), b)
+	}
+	require.Equal(t, 2, found, "the ext_proc mTLS and the admin token examples")
 }

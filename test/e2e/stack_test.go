@@ -42,6 +42,7 @@ type stack struct {
 	openAIKey, anthropicKey      string
 	keys                         map[string]string // demo, disabled, expired, ...
 	extra                        map[string]string // more values that must never leak (KEKs, sealed values)
+	ports                        testutil.EnvoyPorts
 }
 
 var tokenRE = regexp.MustCompile(keys.TokenPattern)
@@ -51,6 +52,8 @@ var tokenRE = regexp.MustCompile(keys.TokenPattern)
 type stackOptions struct {
 	edit      func(cfg string) string
 	tollgates int
+	// envoy edits the rendered Envoy bootstrap (its path) before Envoy starts.
+	envoy func(t *testing.T, cfg string)
 }
 
 func startStack(t *testing.T, opts ...stackOptions) *stack {
@@ -81,6 +84,7 @@ func startStack(t *testing.T, opts ...stackOptions) *stack {
 	s.anthropicKey = strings.TrimSpace(readFile(t, filepath.Join(dev, "mock-anthropic-key")))
 
 	ports := testutil.FreeEnvoyPorts(t)
+	s.ports = ports
 	// examples/config.yaml, with test ports, debug logging (the leak test then covers the
 	// most verbose output) and the key file in the temp dir. Replica i > 0 gets its own file
 	// with its own ports.
@@ -139,6 +143,9 @@ func startStack(t *testing.T, opts ...stackOptions) *stack {
 	envoyCfg := testutil.RenderEnvoyConfig(t, filepath.Join(s.root, "envoy", "envoy.yaml"), ports, filepath.Join(dev, "tls"))
 	if len(extprocPorts) > 1 {
 		addExtProcEndpoints(t, envoyCfg, extprocPorts)
+	}
+	if o.envoy != nil {
+		o.envoy(t, envoyCfg)
 	}
 	s.envoy = testutil.StartEnvoy(t, envoyBin, envoyCfg)
 	s.base = "https://localhost:" + strconv.Itoa(ports.Listener)
