@@ -24,8 +24,8 @@ import (
 	"github.com/tollgate-ai/tollgate/policy"
 )
 
-// handshakeLogEvery bounds how often refused handshakes are logged, per listener (a variable
-// so tests can see every refusal).
+// handshakeLogEvery bounds how often refused clients are logged, per listener (a variable so
+// tests can see every refusal).
 var handshakeLogEvery = 10 * time.Second
 
 // errListenerNeedsRestart refuses a reload that changes a listener's address or TLS files.
@@ -47,8 +47,8 @@ type surfaces struct {
 	extprocTLS *tlsSource    // nil: plaintext
 	adminTLS   *tlsSource    // nil: plain HTTP
 	adminToken atomic.Pointer[policy.AdminToken]
-	extprocHS  *handshakeLog
-	adminHS    *handshakeLog
+	extprocHS  *refusalLog
+	adminHS    *refusalLog
 	refused    prometheus.Counter
 	log        *zap.Logger
 }
@@ -62,8 +62,8 @@ func openSurfaces(cfg policy.Config, dir string, log *zap.Logger, reg prometheus
 	}
 	m := newTLSMetrics(reg)
 	s := &surfaces{running: cfg, log: log,
-		extprocHS: &handshakeLog{listener: "extproc", log: log, metrics: m, every: handshakeLogEvery, now: time.Now},
-		adminHS:   &handshakeLog{listener: "admin", log: log, metrics: m, every: handshakeLogEvery, now: time.Now},
+		extprocHS: &refusalLog{listener: "extproc", log: log, metrics: m, every: handshakeLogEvery, now: time.Now},
+		adminHS:   &refusalLog{listener: "admin", log: log, metrics: m, every: handshakeLogEvery, now: time.Now},
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_admin_unauthorized_total", Help: "Admin requests refused for a missing or wrong token or client certificate.",
 		}),
@@ -152,7 +152,7 @@ func (s *surfaces) grpcOptions() []grpc.ServerOption {
 	if s.extprocTLS == nil {
 		return nil
 	}
-	creds := observedCreds{TransportCredentials: credentials.NewTLS(s.extprocTLS.serverConfig()), failed: s.extprocHS.failed}
+	creds := observedCreds{TransportCredentials: credentials.NewTLS(s.extprocTLS.serverConfig()), failed: s.extprocHS.refused}
 	return []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
@@ -180,7 +180,7 @@ func (s *surfaces) authorizeStream(ctx context.Context) error {
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || !s.extprocTLS.clientAllowed(&info.State) {
-		s.extprocHS.failed(p.Addr.String(), errClientNotAllowed)
+		s.extprocHS.refused(stageStream, p.Addr.String(), errClientNotAllowed)
 		return errStreamRefused
 	}
 	return nil
@@ -189,13 +189,13 @@ func (s *surfaces) authorizeStream(ctx context.Context) error {
 // observedCreds reports every failed server handshake.
 type observedCreds struct {
 	credentials.TransportCredentials
-	failed func(remote string, err error)
+	failed func(stage, remote string, err error)
 }
 
 func (c observedCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	nc, info, err := c.TransportCredentials.ServerHandshake(conn)
 	if err != nil {
-		c.failed(conn.RemoteAddr().String(), err)
+		c.failed(stageHandshake, conn.RemoteAddr().String(), err)
 	}
 	return nc, info, err
 }
@@ -216,10 +216,16 @@ func (s *surfaces) listenAdmin() (net.Listener, error) {
 	return l, nil
 }
 
-// adminErrorLog receives net/http's own errors (TLS handshakes refused, malformed requests):
-// counted and logged through the rate-limited handshake log.
+// adminErrorLog receives net/http's own errors: refused TLS handshakes are counted, and every
+// line is logged through the rate-limited refusal log.
 func (s *surfaces) adminErrorLog() *log.Logger {
-	return log.New(errorLogWriter(func(line string) { s.adminHS.failed("", errors.New(line)) }), "", 0)
+	return log.New(errorLogWriter(func(line string) {
+		stage := ""
+		if strings.Contains(line, "TLS handshake error") {
+			stage = stageHandshake
+		}
+		s.adminHS.refused(stage, "", errors.New(line))
+	}), "", 0)
 }
 
 type errorLogWriter func(string)

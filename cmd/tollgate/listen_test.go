@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,7 +17,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -214,9 +218,9 @@ func TestExtProcMTLS(t *testing.T) {
 	})
 
 	m := tr.metrics(t)
-	require.Contains(t, m, `tollgate_tls_handshake_failures_total{listener="extproc"}`)
+	require.Regexp(t, `tollgate_tls_clients_refused_total\{listener="extproc",stage="handshake"\} [1-9]`, m)
 	require.Contains(t, m, `tollgate_tls_cert_not_after_timestamp_seconds{listener="extproc"}`)
-	require.Contains(t, tr.logs.String(), "tls handshake refused")
+	require.Contains(t, tr.logs.String(), "tls client refused")
 	require.Contains(t, tr.logs.String(), `"extproc_auth":"mtls"`)
 	require.NotContains(t, tr.logs.String(), key)
 }
@@ -287,6 +291,7 @@ func TestExtProcMTLSReload(t *testing.T) {
 		}, 10*time.Second, 50*time.Millisecond, "logs:\n%s", tr.logs)
 		_, err := extprocCall(tr.extproc, creds, key)
 		require.Error(t, err, "and new connections are refused at the handshake")
+		require.Regexp(t, `tollgate_tls_clients_refused_total\{listener="extproc",stage="stream"\} [1-9]`, tr.metrics(t))
 	})
 }
 
@@ -366,4 +371,40 @@ func TestReadmeSurfaceSnippets(t *testing.T) {
 		require.NoError(t, cfg.Validate(), b)
 	}
 	require.Equal(t, 2, found, "the ext_proc mTLS and the admin token examples")
+}
+
+func TestRefusalLogIsRateLimited(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	reg := prometheus.NewRegistry()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := &refusalLog{listener: "extproc", log: zap.New(core), metrics: newTLSMetrics(reg), every: 10 * time.Second,
+		now: func() time.Time { return now }}
+	for range 5 {
+		h.refused(stageHandshake, "10.0.0.1:1", errNoClientCert)
+	}
+	h.refused(stageStream, "10.0.0.1:1", errClientNotAllowed)
+	require.Equal(t, 1, logs.Len(), "one line per interval")
+	now = now.Add(10 * time.Second)
+	h.refused("", "", errors.New("http: some server error"))
+	require.Equal(t, 2, logs.Len())
+	last := logs.All()[1].ContextMap()
+	require.EqualValues(t, 5, last["suppressed_since_last"])
+	require.Equal(t, "admin server error", logs.All()[1].Message)
+	require.Equal(t, "tls client refused", logs.All()[0].Message)
+	counts := map[string]float64{}
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "tollgate_tls_clients_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" {
+					counts[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{stageHandshake: 5, stageStream: 1}, counts, "every refusal is counted; other errors are not")
 }

@@ -261,8 +261,8 @@ func (s *tlsSource) watch(ctx context.Context, every time.Duration) {
 
 // tlsMetrics are the listener TLS series, labelled by listener (extproc, admin).
 type tlsMetrics struct {
-	reloads, reloadFailures, handshakeFailures *prometheus.CounterVec
-	notAfter                                   *prometheus.GaugeVec
+	reloads, reloadFailures, refused *prometheus.CounterVec
+	notAfter                         *prometheus.GaugeVec
 }
 
 func newTLSMetrics(reg prometheus.Registerer) *tlsMetrics {
@@ -273,21 +273,28 @@ func newTLSMetrics(reg prometheus.Registerer) *tlsMetrics {
 		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_tls_reload_failures_total", Help: "Listener certificate files that failed to load; the last good ones kept serving.",
 		}, []string{"listener"}),
-		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_tls_handshake_failures_total", Help: "Refused TLS handshakes (no, unknown or not allow-listed client certificate, protocol errors).",
-		}, []string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_tls_clients_refused_total",
+			Help: "Clients refused: at the TLS handshake (no, unknown or not allow-listed client certificate, not TLS), or per stream (ext_proc: a SAN no longer allowed).",
+		}, []string{"listener", "stage"}),
 		notAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_tls_cert_not_after_timestamp_seconds", Help: "Expiry of the serving certificate, per listener.",
 		}, []string{"listener"}),
 	}
-	reg.MustRegister(m.reloads, m.reloadFailures, m.handshakeFailures, m.notAfter)
+	reg.MustRegister(m.reloads, m.reloadFailures, m.refused, m.notAfter)
 	return m
 }
 
-// handshakeLog counts refused handshakes and logs them at most once per interval per
-// listener, with the number suppressed in between: anyone can open a connection, so the log
-// must not become theirs to flood.
-type handshakeLog struct {
+// Stages at which a client is refused (the stage label).
+const (
+	stageHandshake = "handshake"
+	stageStream    = "stream"
+)
+
+// refusalLog counts refused clients and logs them at most once per interval per listener,
+// with the number suppressed in between: anyone can open a connection, so the log must not
+// become theirs to flood.
+type refusalLog struct {
 	listener string
 	log      *zap.Logger
 	metrics  *tlsMetrics
@@ -299,8 +306,12 @@ type handshakeLog struct {
 	suppressed int
 }
 
-func (h *handshakeLog) failed(remote string, err error) {
-	h.metrics.handshakeFailures.WithLabelValues(h.listener).Inc()
+// refused records one refusal at stage (counted), or, with stage "", another server error
+// (logged only).
+func (h *refusalLog) refused(stage, remote string, err error) {
+	if stage != "" {
+		h.metrics.refused.WithLabelValues(h.listener, stage).Inc()
+	}
 	h.mu.Lock()
 	now := h.now()
 	if !h.last.IsZero() && now.Sub(h.last) < h.every {
@@ -311,6 +322,10 @@ func (h *handshakeLog) failed(remote string, err error) {
 	suppressed := h.suppressed
 	h.last, h.suppressed = now, 0
 	h.mu.Unlock()
-	h.log.Warn("tls handshake refused", zap.String("listener", h.listener), zap.String("remote", remote),
+	msg := "tls client refused"
+	if stage == "" {
+		msg = "admin server error"
+	}
+	h.log.Warn(msg, zap.String("listener", h.listener), zap.String("stage", stage), zap.String("remote", remote),
 		zap.Int("suppressed_since_last", suppressed), zap.Error(err))
 }

@@ -125,7 +125,7 @@ func (s *stack) startSideEnvoy(t *testing.T, c *testutil.ExtProcTLS) string {
 	return "https://localhost:" + strconv.Itoa(ports.Listener)
 }
 
-var handshakeFailuresRE = regexp.MustCompile(`(?m)^tollgate_tls_handshake_failures_total\{listener="extproc"\} (\d+)$`)
+var handshakeFailuresRE = regexp.MustCompile(`(?m)^tollgate_tls_clients_refused_total\{listener="extproc",stage="handshake"\} (\d+)$`)
 
 // handshakeFailures reads Tollgate's count of refused ext_proc handshakes.
 func handshakeFailures(t *testing.T, s *stack) int {
