@@ -1,8 +1,12 @@
 package extproc
 
 import (
+	"strings"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/tollgate-ai/tollgate/policy"
 )
 
 // Log field keys.
@@ -87,9 +91,24 @@ func (m headerMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		}
 		v := m.vals[i]
 		if k == ":path" {
-			v = pathOnly(v)
+			v, _, _ = strings.Cut(v, "?") // a query string may carry tokens
 		}
 		enc.AddString(k, v)
+	}
+	return nil
+}
+
+// evidenceList logs evidence as {rule, action, count} objects.
+type evidenceList []policy.GuardEvidence
+
+func (el evidenceList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, e := range el {
+		_ = enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+			o.AddString("rule", e.Rule)
+			o.AddString("action", e.Action)
+			o.AddInt("count", e.Count)
+			return nil
+		}))
 	}
 	return nil
 }

@@ -84,71 +84,60 @@ func NewMetrics(reg prometheus.Registerer, opts ...MetricsOptions) *Metrics {
 // WithMetrics sets the collectors (default: a private registry, not exported).
 func WithMetrics(m *Metrics) Option { return func(s *Server) { s.metrics = m } }
 
-// phaseNames label the phase histogram by the ProcessingRequest type.
+// phaseLabel is a ProcessingRequest type, as the phase histogram labels it.
+type phaseLabel int
+
+const (
+	phaseRequestHeaders phaseLabel = iota
+	phaseRequestBody
+	phaseResponseHeaders
+	phaseResponseBody
+	phaseTrailers
+)
+
 var phaseNames = [...]string{"request_headers", "request_body", "response_headers", "response_body", "trailers"}
 
 // observePhase records the time spent on one message.
-func (m *Metrics) observePhase(phase int, d time.Duration) {
-	m.phase.WithLabelValues(phaseNames[phase]).Observe(d.Seconds())
+func (m *Metrics) observePhase(p phaseLabel, d time.Duration) {
+	m.phase.WithLabelValues(phaseNames[p]).Observe(d.Seconds())
 }
 
-// observe records one finished stream.
-func (m *Metrics) observe(st *stream) {
-	provider, model := "", ""
-	if st.fwd != nil {
-		provider, model = st.fwd.Provider, st.fwd.Model
-	}
-	decision := decisionOf(st)
-	m.requests.WithLabelValues(provider, model, strconv.Itoa(st.status), decision, string(st.reason)).Inc()
-	if st.usageSeen {
-		for typ, n := range map[string]int64{"input": st.used.InputTokens, "output": st.used.OutputTokens,
-			"cached_input": st.used.CachedInputTokens, "cache_write": st.used.CacheWriteTokens} {
-			if n > 0 {
-				m.tokens.WithLabelValues(provider, model, typ).Add(float64(n))
+// observe records one finished exchange.
+func (m *Metrics) observe(s policy.Summary) {
+	m.requests.WithLabelValues(s.Provider, s.Model, strconv.Itoa(s.Status), s.Decision, string(s.Reason)).Inc()
+	if s.UsageSeen {
+		for _, t := range [...]struct {
+			typ string
+			n   int64
+		}{{"input", s.Usage.InputTokens}, {"output", s.Usage.OutputTokens},
+			{"cached_input", s.Usage.CachedInputTokens}, {"cache_write", s.Usage.CacheWriteTokens}} {
+			if t.n > 0 {
+				m.tokens.WithLabelValues(s.Provider, s.Model, t.typ).Add(float64(t.n))
 			}
 		}
 	}
-	if st.settled.CostMicros > 0 {
-		m.cost.WithLabelValues(provider, model).Add(float64(st.settled.CostMicros))
+	if s.Settled.CostMicros > 0 {
+		m.cost.WithLabelValues(s.Provider, s.Model).Add(float64(s.Settled.CostMicros))
 	}
-	g := st.guard
-	if st.fwd != nil {
-		g = st.fwd.Guard
-	}
-	if g != nil {
-		for _, f := range g.Findings {
-			m.findings.WithLabelValues(f.RuleID, f.Action.String(), "request").Add(float64(f.Count))
+	for _, ev := range s.Evidence {
+		direction := "request"
+		if ev.Response {
+			direction = "response"
 		}
-	}
-	if st.rg != nil {
-		for _, f := range st.rg.findings {
-			m.findings.WithLabelValues(f.RuleID, f.Action.String(), "response").Add(float64(f.Count))
-		}
+		m.findings.WithLabelValues(ev.Rule, ev.Action, direction).Add(float64(ev.Count))
 	}
 	switch {
-	case st.reason == policy.ReasonLedgerUnavailable:
+	case s.Reason == policy.ReasonLedgerUnavailable:
 		m.ledgerErrors.WithLabelValues("refused").Inc()
-	case st.hold != nil && st.hold.FailedOpen:
+	case s.FailedOpen:
 		m.ledgerErrors.WithLabelValues("fail_open").Inc()
-	case st.reason == policy.ReasonLimitExceeded && st.limit != nil:
-		m.limitRefusals.WithLabelValues(st.limit.Scope, st.limit.Kind).Inc()
+	case s.Reason == policy.ReasonLimitExceeded && s.Limit != nil:
+		m.limitRefusals.WithLabelValues(s.Limit.Scope, s.Limit.Kind).Inc()
 	}
-	if m.keyRequests != nil && st.adm != nil {
-		m.keyRequests.WithLabelValues(st.adm.Key.ID, decision).Inc()
-		if st.settled.CostMicros > 0 {
-			m.keyCost.WithLabelValues(st.adm.Key.ID).Add(float64(st.settled.CostMicros))
+	if m.keyRequests != nil && s.KeyID != "" {
+		m.keyRequests.WithLabelValues(s.KeyID, s.Decision).Inc()
+		if s.Settled.CostMicros > 0 {
+			m.keyCost.WithLabelValues(s.KeyID).Add(float64(s.Settled.CostMicros))
 		}
-	}
-}
-
-// decisionOf is allow, deny or error, as in the audit event.
-func decisionOf(st *stream) string {
-	switch {
-	case st.reason == policy.ReasonOK:
-		return "allow"
-	case st.status >= 500 || st.reason == policy.ReasonInternal || st.reason == "incomplete":
-		return "error"
-	default:
-		return "deny"
 	}
 }

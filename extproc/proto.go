@@ -74,3 +74,14 @@ func immediateResponse(r *policy.Reply) *extprocv3.ProcessingResponse {
 		},
 	}}
 }
+
+// bodyReplacement replaces a streamed chunk with out (nothing when out is empty).
+func bodyReplacement(out []byte) *extprocv3.ProcessingResponse {
+	bm := &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
+	if len(out) == 0 {
+		bm.Mutation = &extprocv3.BodyMutation_ClearBody{ClearBody: true}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{
+		ResponseBody: &extprocv3.BodyResponse{Response: &extprocv3.CommonResponse{BodyMutation: bm}},
+	}}
+}

@@ -134,11 +134,13 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		// No config has ever loaded: refuse, Envoy fails closed (status_on_error).
 		return status.Error(codes.Unavailable, "no configuration loaded")
 	}
-	st := newStream(srv.Context(), snap, s.log, s.now)
-	st.capture = s.captureContent()
+	x := snap.NewExchange(srv.Context(), policy.ExchangeOptions{
+		Now: s.now, CaptureContent: s.captureContent(), AuditUnavailable: s.auditUnavailable,
+	})
+	st := &stream{x: x, log: s.log}
 	defer func() {
-		st.finish()
-		s.metrics.observe(st)
+		sum := st.finish()
+		s.metrics.observe(sum)
 		s.emitAudit(st)
 	}()
 
@@ -151,19 +153,10 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			st.log.Debug("receive failed", zap.Error(err))
 			return err
 		}
-		if st.client == "" {
-			st.client = clientAddr(req)
-		}
-		if req.GetRequestHeaders() != nil && s.auditUnavailable() {
-			// The audit trail cannot be written and the config says to fail closed.
-			if err := srv.Send(st.immediate(snap.AuditUnavailable(st.requestID))); err != nil {
-				return err
-			}
-			continue
-		}
+		x.SetClient(clientAddr(req))
 		if pc := req.GetProtocolConfig(); pc != nil {
 			if err := checkProtocol(pc); err != nil {
-				st.fail(policy.ReasonInternal)
+				x.Fail()
 				s.log.Error("envoy ext_proc filter misconfigured", zap.Error(err))
 				return status.Error(codes.FailedPrecondition, err.Error())
 			}
@@ -175,30 +168,30 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			if err := st.responseBody(b, srv.Send); err != nil {
 				return err
 			}
-			s.metrics.observePhase(3, time.Since(began))
+			s.metrics.observePhase(phaseResponseBody, time.Since(began))
 			continue
 		}
 		resp, err := st.handle(req)
 		if err != nil {
 			return err
 		}
-		s.metrics.observePhase(phaseIndex(req), time.Since(began))
+		s.metrics.observePhase(phaseOf(req), time.Since(began))
 		if err := srv.Send(resp); err != nil {
 			return err
 		}
 	}
 }
 
-// phaseIndex maps a message to its phase label (see phaseNames).
-func phaseIndex(req *extprocv3.ProcessingRequest) int {
+// phaseOf maps a message to its phase label.
+func phaseOf(req *extprocv3.ProcessingRequest) phaseLabel {
 	switch req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return 0
+		return phaseRequestHeaders
 	case *extprocv3.ProcessingRequest_RequestBody:
-		return 1
+		return phaseRequestBody
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return 2
+		return phaseResponseHeaders
 	default:
-		return 4
+		return phaseTrailers
 	}
 }

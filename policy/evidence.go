@@ -8,6 +8,8 @@ type GuardEvidence struct {
 	Rule   string
 	Action string
 	Count  int
+	// Response reports a finding in the response (its Action ends in "_response").
+	Response bool
 }
 
 // Evidence lists what the guardrails did on this request, request findings first, then the
@@ -31,7 +33,7 @@ func (g *Guard) Evidence(response []guard.Finding) []GuardEvidence {
 		out = append(out, GuardEvidence{Rule: f.RuleID, Action: g.action(f, false), Count: f.Count})
 	}
 	for _, f := range response {
-		out = append(out, GuardEvidence{Rule: f.RuleID, Action: g.action(f, true), Count: f.Count})
+		out = append(out, GuardEvidence{Rule: f.RuleID, Action: g.action(f, true), Count: f.Count, Response: true})
 	}
 	return out
 }

@@ -19,8 +19,8 @@ func TestGuardEvidenceSaysWhatHappened(t *testing.T) {
 	g := &policy.Guard{Profile: "standard", Decision: "redact", Findings: req}
 	require.Equal(t, []policy.GuardEvidence{
 		{Rule: "email", Action: "redact", Count: 2}, {Rule: "inj", Action: "audit", Count: 1},
-		{Rule: "aws-key", Action: "redact_response", Count: 1}, {Rule: "email", Action: "redact_response", Count: 1},
-		{Rule: "inj", Action: "audit_response", Count: 3}, {Rule: "card", Action: "scan_failed_response"},
+		{Rule: "aws-key", Action: "redact_response", Count: 1, Response: true}, {Rule: "email", Action: "redact_response", Count: 1, Response: true},
+		{Rule: "inj", Action: "audit_response", Count: 3, Response: true}, {Rule: "card", Action: "scan_failed_response", Response: true},
 	}, g.Evidence(resp))
 
 	blocked := &policy.Guard{Profile: "standard", Decision: "block", Findings: []guard.Finding{{RuleID: "aws-key", Action: guard.Block, Count: 1}}}
@@ -28,7 +28,7 @@ func TestGuardEvidenceSaysWhatHappened(t *testing.T) {
 
 	dry := &policy.Guard{Profile: "shadow", Decision: "allow", DryRun: true, Findings: []guard.Finding{{RuleID: "aws-key", Action: guard.Block, Count: 1}}}
 	require.Equal(t, []policy.GuardEvidence{{Rule: "aws-key", Action: "would_block", Count: 1},
-		{Rule: "aws-key", Action: "would_redact_response", Count: 1}}, dry.Evidence(resp[:1]))
+		{Rule: "aws-key", Action: "would_redact_response", Count: 1, Response: true}}, dry.Evidence(resp[:1]))
 
 	var none *policy.Guard
 	require.Nil(t, none.Evidence(resp))

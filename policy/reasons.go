@@ -36,6 +36,9 @@ const (
 	ReasonAuditUnavailable     Reason = "audit_unavailable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
+	// ReasonIncomplete marks a stream that ended before any decision: the client went away
+	// during the headers, or the proxy stopped before the body arrived.
+	ReasonIncomplete Reason = "incomplete"
 	// ReasonEnvoyLocalReply marks a reply Envoy made itself (a malformed request it refused)
 	// and Tollgate passed through: nothing was forwarded.
 	ReasonEnvoyLocalReply Reason = "envoy_local_reply"

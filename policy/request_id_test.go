@@ -1,4 +1,4 @@
-package extproc
+package policy
 
 import (
 	"strings"
@@ -37,7 +37,7 @@ func TestSanitizeID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, sanitizeID(tc.in))
+			require.Equal(t, tc.want, SanitizeRequestID(tc.in))
 		})
 	}
 }
@@ -51,6 +51,6 @@ func TestSanitizeIDEveryByte(t *testing.T) {
 		if strings.IndexByte(allowed, byte(b)) >= 0 {
 			want = in
 		}
-		require.Equal(t, want, sanitizeID(in), "byte 0x%02x", b)
+		require.Equal(t, want, SanitizeRequestID(in), "byte 0x%02x", b)
 	}
 }
