@@ -24,7 +24,7 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "tollgate:", err)
 		}
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -37,6 +37,7 @@ commands:
   secrets seal    seal a provider key read from stdin under a KEK (prints sealed:v1...)
   secrets rewrap  seal every sealed value of --config again under the KEK --to
   secrets new-kek print fresh KEK material
+  check     check a Tollgate config and its Envoy bootstrap together (--config, --envoy)
   usage     print spend and remaining budget per key and team (from the admin endpoint)
   admin hash-token  read an admin bearer token from stdin, print admin.token_sha256
   mockllm   run the mock LLM upstream used by the local trial and tests
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSecrets(args[1:], os.Stdin, stdout, stderr)
 	case "admin":
 		return runAdmin(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tollgate", version)
 		return nil
