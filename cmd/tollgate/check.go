@@ -76,7 +76,6 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		RoutingHeader:     policy.RoutingHeader,
 		InternalPrefix:    policy.InternalHeaderPrefix,
 		MetadataNamespace: extproc.MetadataNamespace,
-		ExtProcAddr:       policy.DefaultExtProcAddr,
 	}
 	var all []envoycheck.Finding
 	if *cfgPath != "" {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -61,7 +62,7 @@ func checkConfig(path string, opt *envoycheck.Options) ([]envoycheck.Finding, er
 	}
 	var cfg policy.Config
 	if err := decodeYAMLBytes(filepath.Base(abs), raw, &cfg); err != nil {
-		c.add(envoycheck.High, "config-invalid", "", "tollgate serve refuses this config: "+err.Error(),
+		c.add(envoycheck.High, "config-invalid", "", "tollgate serve refuses this config: "+oneLine(scrubValues(err.Error())),
 			"fix the field named in the message")
 		cfg = policy.Config{}
 		if err := decodeLenient(raw, &cfg); err != nil {
@@ -82,6 +83,18 @@ func checkConfig(path string, opt *envoycheck.Options) ([]envoycheck.Finding, er
 	}
 	return c.list, nil
 }
+
+// quotedValue matches the values decoding errors quote ("parsing \"x\"", "value: 'x'"): a
+// secret typed into the wrong field must not be echoed.
+var quotedValue = regexp.MustCompile(`(parsing |value: )("[^"]*"|'[^']*')`)
+
+// scrubValues removes quoted values from a decoding error, keeping field names.
+func scrubValues(msg string) string {
+	return quotedValue.ReplaceAllString(msg, "${1}(value not shown)")
+}
+
+// oneLine joins a multi-line error into one line.
+func oneLine(msg string) string { return strings.Join(strings.Fields(msg), " ") }
 
 // decodeLenient decodes the config ignoring unknown fields, so the other checks can still
 // run on a config that serve would refuse.

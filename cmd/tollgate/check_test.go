@@ -73,6 +73,20 @@ func TestCheckGoodFixtures(t *testing.T) {
 	res := runCheckJSON(t, "--config", filepath.Join(checkData, "config-good.yaml"), "--envoy", filepath.Join(checkData, "envoy-good.yaml"))
 	require.Equal(t, 0, res.code, res.text)
 	require.Empty(t, res.report.Findings)
+
+	// The Envoy file alone: no cross-check with providers[].route or listen.extproc.
+	res = runCheckJSON(t, "--envoy", filepath.Join(checkData, "envoy-unrouted-provider.yaml"))
+	require.Equal(t, 0, res.code, res.text)
+	require.Empty(t, res.report.Findings)
+}
+
+// TestScrubValues: values quoted in a decoding error are dropped, field names kept.
+func TestScrubValues(t *testing.T) {
+	in := `'providers[0].api_version' cannot parse 'x': strconv.ParseInt: parsing "sk-1": invalid syntax, value: 'sk-2'`
+	out := scrubValues(in)
+	require.NotContains(t, out, "sk-1")
+	require.NotContains(t, out, "sk-2")
+	require.Contains(t, out, "'providers[0].api_version'")
 }
 
 // TestCheckEnvoyFixtures runs each bad Envoy fixture with the good config: each must raise
@@ -168,6 +182,7 @@ func TestCheckConfigFixtures(t *testing.T) {
 		{"admin-exposed", "admin-exposed", H, "listen.admin"},
 		{"admin-token-plaintext", "admin-exposed", M, "listen.admin"},
 		{"unknown-field", "config-invalid", H, ""},
+		{"secret-in-int-field", "config-invalid", H, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -200,8 +215,8 @@ func TestCheckMTLSExtProc(t *testing.T) {
 func TestCheckNeverPrintsSecrets(t *testing.T) {
 	pepper, err := os.ReadFile(filepath.Join(checkData, "pepper-short"))
 	require.NoError(t, err)
-	secrets := []string{"sk-proj-PLAINTEXTSECRET0000", "chain-key-PLAINTEXT", "hunter2REDIS", "pepper-in-the-clear-0123456789abcdef", "admin-token-PLAINTEXT", string(pepper)}
-	files := []string{"plaintext-credential", "plaintext-chain-key", "plaintext-redis-url", "plaintext-pepper", "plaintext-admin-token", "weak-pepper"}
+	secrets := []string{"sk-proj-PLAINTEXTSECRET0000", "chain-key-PLAINTEXT", "hunter2REDIS", "pepper-in-the-clear-0123456789abcdef", "admin-token-PLAINTEXT", "TYPEDINTOINT", string(pepper)}
+	files := []string{"plaintext-credential", "plaintext-chain-key", "plaintext-redis-url", "plaintext-pepper", "plaintext-admin-token", "weak-pepper", "secret-in-int-field"}
 	for _, file := range files {
 		for _, asJSON := range []bool{false, true} {
 			args := []string{"check", "--config", filepath.Join(checkData, "config-"+file+".yaml"), "--envoy", filepath.Join(checkData, "envoy-good.yaml")}
