@@ -318,3 +318,11 @@ func TestCheckShipped(t *testing.T) {
 		require.False(t, has(res.report, "not-checked", envoycheck.Low), "%v", ids(res.report))
 	})
 }
+
+// TestCheckExistingEnvoyExample: the "existing Envoy plus Tollgate" example users copy passes
+// the check with no finding, so the documented block keeps what Tollgate relies on.
+func TestCheckExistingEnvoyExample(t *testing.T) {
+	res := runCheckJSON(t, "--envoy", filepath.Join("..", "..", "examples", "existing-envoy", "after.yaml"))
+	require.Equal(t, 0, res.code, res.text)
+	require.Zero(t, res.report.Counts.High+res.report.Counts.Medium, "%v", ids(res.report))
+}
