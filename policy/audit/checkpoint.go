@@ -18,11 +18,20 @@ import (
 //	B' + `,"sig":"` + hex(Ed25519(priv, checkpointContext + B)) + `"}` + "\n"
 //
 // where B = B' + "}" is
-// {"v":1,"type":"checkpoint","seq":N,"last_mac":"<hex>","count":C,"time":"<RFC 3339>"}:
-// seq and last_mac are those of the last chained record before it, and count is
-// the number of chained records in the same file since the file's start or its
-// previous checkpoint. The context string keeps these signatures from being
-// valid for anything else signed with the same key.
+//
+//	{"v":1,"type":"checkpoint","seq":N,"last_mac":"<hex>","count":C,"first_seq":F,"chain_file":K,"reason":"rotate","time":"<RFC 3339>"}
+//
+// seq and last_mac are those of the last chained record before it, and count
+// is the number of chained records in the same file since the file's start or
+// its previous checkpoint; first_seq is the seq of the first of them (or the
+// from_seq of a gap record before them). chain_file is the position of the file
+// among the files of its chain (1 for the file the chain starts in, one more
+// after each rotation), and reason says why the checkpoint was written:
+// "rotate" (the chain goes on in another file) or "close" (the sink was
+// closed: the chain ends here). Together they let Verify tell that whole files
+// are missing at either end of a set. Checkpoints written before these three
+// members existed lack all of them. The context string keeps these signatures
+// from being valid for anything else signed with the same key.
 const (
 	checkpointContext = "tollgate audit checkpoint v1\n"
 	checkpointPrefix  = `{"v":1,"type":"checkpoint",`
@@ -31,19 +40,38 @@ const (
 	sigSuffixLen      = len(sigKey) + sigHexLen + len(`"}`)
 )
 
-// checkpointRecord is the parsed content of a checkpoint record.
+// Checkpoint reasons.
+const (
+	// reasonRotate: the file was rotated; the chain goes on in the next file.
+	reasonRotate = "rotate"
+	// reasonClose: the sink was closed; the chain ends with this checkpoint.
+	reasonClose = "close"
+)
+
+// checkpointRecord is the parsed content of a checkpoint record. FirstSeq,
+// ChainFile and Reason are zero in a legacy checkpoint (written before they
+// existed).
 type checkpointRecord struct {
-	V       int       `json:"v"`
-	Type    string    `json:"type"`
-	Seq     uint64    `json:"seq"`
-	LastMAC string    `json:"last_mac"`
-	Count   uint64    `json:"count"`
-	Time    time.Time `json:"time"`
+	V         int       `json:"v"`
+	Type      string    `json:"type"`
+	Seq       uint64    `json:"seq"`
+	LastMAC   string    `json:"last_mac"`
+	Count     uint64    `json:"count"`
+	FirstSeq  uint64    `json:"first_seq,omitempty"`
+	ChainFile uint64    `json:"chain_file,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
-// signCheckpoint returns the signed checkpoint line for the records up to seq.
-func signCheckpoint(priv ed25519.PrivateKey, seq uint64, lastMAC string, count uint64, t time.Time) []byte {
-	body, _ := json.Marshal(checkpointRecord{V: SchemaVersion, Type: "checkpoint", Seq: seq, LastMAC: lastMAC, Count: count, Time: t.UTC()})
+// legacy reports whether cp was written before checkpoints said why they were
+// written and which file of their chain they close.
+func (cp checkpointRecord) legacy() bool { return cp.Reason == "" }
+
+// signCheckpoint returns the signed checkpoint line for cp, stamped with its
+// version and type.
+func signCheckpoint(priv ed25519.PrivateKey, cp checkpointRecord) []byte {
+	cp.V, cp.Type, cp.Time = SchemaVersion, "checkpoint", cp.Time.UTC()
+	body, _ := json.Marshal(cp)
 	return signLine(priv, checkpointContext, body)
 }
 
@@ -62,12 +90,24 @@ func signLine(priv ed25519.PrivateKey, context string, body []byte) []byte {
 func isCheckpoint(line []byte) bool { return bytes.HasPrefix(line, []byte(checkpointPrefix)) }
 
 // parseCheckpoint splits a checkpoint line (without newline) into its parsed
-// body, the signed bytes B and the signature. It is strict: lowercase hex and
-// no unknown members.
+// body, the signed bytes B and the signature. It is strict: lowercase hex, no
+// unknown members, and either all of first_seq, chain_file and reason or none
+// of them (a legacy checkpoint).
 func parseCheckpoint(line []byte) (checkpointRecord, []byte, []byte, bool) {
 	var cp checkpointRecord
 	body, sig, ok := parseSigned(line, checkpointPrefix, &cp)
 	if !ok || cp.V != SchemaVersion || cp.Type != "checkpoint" || !isMAC(cp.LastMAC) {
+		return checkpointRecord{}, nil, nil, false
+	}
+	switch cp.Reason {
+	case "":
+		ok = cp.FirstSeq == 0 && cp.ChainFile == 0
+	case reasonRotate, reasonClose:
+		ok = cp.FirstSeq >= 1 && cp.FirstSeq <= cp.Seq && cp.ChainFile >= 1
+	default:
+		ok = false
+	}
+	if !ok {
 		return checkpointRecord{}, nil, nil, false
 	}
 	return cp, body, sig, true

@@ -46,10 +46,13 @@
 //
 // File sinks end every file, on rotation and at Close, with a checkpoint:
 //
-//	{"v":1,"type":"checkpoint","seq":N,"last_mac":"<hex>","count":C,"time":"...","sig":"<128 hex>"}
+//	{"v":1,"type":"checkpoint","seq":N,"last_mac":"<hex>","count":C,"first_seq":F,"chain_file":K,"reason":"rotate","time":"...","sig":"<128 hex>"}
 //
 // seq and last_mac are those of the last record before it; count is the number
-// of records in the file since its start or its previous checkpoint. sig is
+// of records in the file since its start or its previous checkpoint, and
+// first_seq the seq of the first of them. chain_file is the file's position
+// in its chain (1, 2, ... across rotations) and reason says why it was
+// written: "rotate" (the chain goes on in the next file) or "close". sig is
 // Ed25519 over "tollgate audit checkpoint v1\n" followed by the checkpoint's
 // bytes without the sig member (built like B above). The first record of the
 // next file has prev equal to last_mac, so a rotated set is one chain.
@@ -60,7 +63,10 @@
 //
 // Verify walks a set of files in chain order and reports every edited,
 // deleted, reordered or duplicated record, broken link, file that ends
-// without a checkpoint, and bad signature, going on after each. Drops, gaps,
-// a chain left unclosed by a crash (when the next chain links to it) and an
-// unsealed tail (a file still being written) are notes, not failures.
+// without a checkpoint, whole files missing at either end of the set (a set
+// that does not start at the start of its trail, unless retention is
+// allowed; a rotation checkpoint that no later file follows), and bad
+// signature, going on after each. Drops, gaps, a chain left unclosed by a
+// crash (when the next chain links to it) and an unsealed tail (a file still
+// being written) are notes, not failures.
 package audit

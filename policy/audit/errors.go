@@ -44,8 +44,9 @@ var (
 	// was edited.
 	ErrModified = errors.New("record modified")
 
-	// ErrMissing reports records absent from the chain: a sequence gap, or a
-	// checkpoint that covers more records than the file holds.
+	// ErrMissing reports records absent from the chain: a sequence gap, a
+	// checkpoint that covers more records than the file holds, a missing
+	// chain segment, or whole files missing at the head or the tail of a set.
 	ErrMissing = errors.New("records deleted")
 
 	// ErrReordered reports records out of sequence order.

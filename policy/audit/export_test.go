@@ -21,6 +21,11 @@ func SetFileSinkWrite(s *FileSink, write func(f *os.File, b []byte) (int, error)
 
 // VerifyBytes is Verify over in-memory files (name to content), for fast fuzzing.
 func VerifyBytes(files map[string][]byte, order []string, chainKey []byte, pub ed25519.PublicKey) (Report, error) {
+	return VerifyBytesWithOptions(files, order, chainKey, pub, VerifyOptions{})
+}
+
+// VerifyBytesWithOptions is VerifyWithOptions over in-memory files.
+func VerifyBytesWithOptions(files map[string][]byte, order []string, chainKey []byte, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
 	open := func(path string) (io.ReadCloser, error) {
 		b, ok := files[path]
 		if !ok {
@@ -28,5 +33,5 @@ func VerifyBytes(files map[string][]byte, order []string, chainKey []byte, pub e
 		}
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
-	return verify(open, order, chainKey, pub)
+	return verify(open, order, chainKey, pub, opts)
 }

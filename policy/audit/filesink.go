@@ -254,7 +254,7 @@ func (s *FileSink) writeGap() error {
 	if _, err := s.writeAtomic(line, [][]byte{line}); err != nil {
 		return fmt.Errorf("audit file sink: gap record: %w", err)
 	}
-	s.tail.skip(s.gap.toSeq, s.gap.toMAC)
+	s.tail.skip(s.gap.fromSeq, s.gap.toSeq, s.gap.toMAC)
 	s.gap = pendingGap{}
 	return nil
 }
@@ -303,7 +303,7 @@ func (s *FileSink) writeAtomic(b []byte, units [][]byte) (int, error) {
 
 // rotate closes the active file with a checkpoint and starts a new one.
 func (s *FileSink) rotate() error {
-	if err := s.finish(); err != nil {
+	if err := s.finish(reasonRotate); err != nil {
 		return err
 	}
 	dst := s.cfg.Path + "." + strconv.Itoa(s.next)
@@ -322,9 +322,10 @@ func (s *FileSink) rotate() error {
 	return s.open()
 }
 
-// finish writes the pending gap record and the checkpoint, fsyncs and closes
-// the active file. On an error the file stays open.
-func (s *FileSink) finish() error {
+// finish writes the pending gap record and the checkpoint (written for
+// reason: a rotation, or Close), fsyncs and closes the active file. On an
+// error the file stays open.
+func (s *FileSink) finish(reason string) error {
 	if s.f == nil {
 		return nil
 	}
@@ -333,11 +334,11 @@ func (s *FileSink) finish() error {
 			return err
 		}
 	}
-	if cp := s.tail.checkpoint(s.cfg.CheckpointKey, s.cfg.Now()); cp != nil {
+	if cp := s.tail.checkpoint(s.cfg.CheckpointKey, s.cfg.Now(), reason); cp != nil {
 		if _, err := s.writeAtomic(cp, [][]byte{cp}); err != nil {
 			return fmt.Errorf("audit file sink: checkpoint: %w", err)
 		}
-		s.tail.reset()
+		s.tail.reset(reason)
 	}
 	if err := s.sync(); err != nil {
 		return err
@@ -360,7 +361,8 @@ func (s *FileSink) open() error {
 		f.Close()
 		return fmt.Errorf("audit file sink: %w", err)
 	}
-	s.f, s.size, s.partial, s.tail = f, st.Size(), false, tail{}
+	// A new file starts a new count; the chain's file position carries over.
+	s.f, s.size, s.partial, s.tail = f, st.Size(), false, tail{rotations: s.tail.rotations}
 	if s.size > 0 {
 		var last [1]byte
 		if _, err := f.ReadAt(last[:], s.size-1); err != nil && !errors.Is(err, io.EOF) {
@@ -434,7 +436,7 @@ func (s *FileSink) Close() error {
 	}
 	s.closed = true
 	s.unhealthy.Store(true)
-	err := s.finish()
+	err := s.finish(reasonClose)
 	if s.f != nil {
 		_ = s.f.Close()
 		s.f = nil

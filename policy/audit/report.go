@@ -31,11 +31,21 @@ type Report struct {
 	// StartsMidChain reports that the first record is not the start of its
 	// chain, or starts a chain that follows an earlier one (StartsAfterSeq):
 	// earlier files are not in the set (retention removed them, or they were
-	// not given).
+	// not given). It is a problem (HeadMissing) unless retention was allowed
+	// or the set's first chain has legacy checkpoints.
 	StartsMidChain bool
 	// StartsAfterSeq is the seq of the earlier chain's last record named by
 	// the set's first record when that is a start record; 0 otherwise.
 	StartsAfterSeq uint64
+	// StartsAtFile is the position in its chain of the set's first file, as
+	// its checkpoint names it, when the set starts mid-chain; 0 when unknown.
+	StartsAtFile uint64
+	// HeadMissing reports that StartsMidChain was reported as a problem.
+	HeadMissing bool
+	// LegacyCheckpoints counts checkpoints written before checkpoints named
+	// their file's position in the chain and why they were written: files
+	// removed from the head or the tail of their chains cannot be detected.
+	LegacyCheckpoints uint64
 	// MACsChecked and SignaturesChecked say which keys Verify had.
 	MACsChecked, SignaturesChecked bool
 	// Gaps are the signed gap records: sequence numbers the file sink could
@@ -157,10 +167,19 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "records: %d (%d events), seq %d..%d, %d chain segment(s), %d checkpoint(s)\n",
 		r.Records, r.Events, r.FirstSeq, r.LastSeq, r.Segments, r.Checkpoints)
 	switch {
+	case r.HeadMissing:
+		b.WriteString("hint: if older files were removed on purpose (retention), verify with --allow-retention\n")
 	case r.StartsAfterSeq > 0:
 		fmt.Fprintf(&b, "note: the set starts with a chain that follows seq %d of an earlier one; earlier records are not in it\n", r.StartsAfterSeq)
+	case r.StartsMidChain && r.StartsAtFile > 1:
+		fmt.Fprintf(&b, "note: the set starts at seq %d, in file %d of its chain; %d earlier file(s) are not in it\n",
+			r.FirstSeq, r.StartsAtFile, r.StartsAtFile-1)
 	case r.StartsMidChain:
 		fmt.Fprintf(&b, "note: the set starts at seq %d; earlier records are not in it\n", r.FirstSeq)
+	}
+	if r.LegacyCheckpoints > 0 {
+		fmt.Fprintf(&b, "note: %d checkpoint(s) from an older version do not name their file's place in the chain: "+
+			"whole files removed from the head or the tail of their chains cannot be detected\n", r.LegacyCheckpoints)
 	}
 	if r.Dropped > 0 {
 		fmt.Fprintf(&b, "note: the emitter recorded %d dropped event(s)\n", r.Dropped)

@@ -24,21 +24,25 @@ func TestReportText(t *testing.T) {
 		files[filepath.Base(p)] = b
 		names = append(names, filepath.Base(p))
 	}
+	retention := audit.VerifyOptions{AllowRetention: true}
 	for _, tc := range []struct {
 		name   string
 		tamper func(map[string][]byte)
 		pub    bool
+		opts   audit.VerifyOptions
 	}{
-		{"ok", func(map[string][]byte) {}, true},
-		{"retention_no_pub", func(m map[string][]byte) { delete(m, "audit.log.1") }, false},
+		{"ok", func(map[string][]byte) {}, true, audit.VerifyOptions{}},
+		{"retention_no_pub", func(m map[string][]byte) { delete(m, "audit.log.1") }, false, retention},
+		{"head_removed", func(m map[string][]byte) { delete(m, "audit.log.1") }, true, audit.VerifyOptions{}},
+		{"tail_removed", func(m map[string][]byte) { delete(m, "audit.log") }, true, retention},
 		{"deleted", func(m map[string][]byte) {
 			l := bytes.SplitAfter(m["audit.log.2"], []byte("\n"))
 			m["audit.log.2"] = bytes.Join(l[1:], nil)
-		}, true},
+		}, true, audit.VerifyOptions{}},
 		{"unsealed_tail", func(m map[string][]byte) {
 			l := bytes.SplitAfter(m["audit.log"], []byte("\n"))
 			m["audit.log"] = append(bytes.Join(l[:1], nil), `{"v":1,"time":"2026-`...)
-		}, true},
+		}, true, audit.VerifyOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -57,7 +61,7 @@ func TestReportText(t *testing.T) {
 			if !tc.pub {
 				pub = nil
 			}
-			rep, _ := audit.VerifyBytes(m, order, chainKey, pub)
+			rep, _ := audit.VerifyBytesWithOptions(m, order, chainKey, pub, tc.opts)
 			var out bytes.Buffer
 			require.NoError(t, rep.WriteText(&out))
 			golden := filepath.Join("testdata", "report", tc.name+".txt")

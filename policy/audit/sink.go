@@ -103,22 +103,26 @@ func (s *WriterSink) Close() error {
 	}
 	s.closed = true
 	s.unhealthy.Store(true)
-	if cp := s.tail.checkpoint(s.key, s.now()); cp != nil {
+	if cp := s.tail.checkpoint(s.key, s.now(), reasonClose); cp != nil {
 		if _, err := s.w.Write(cp); err != nil {
 			return fmt.Errorf("audit writer sink: checkpoint: %w", err)
 		}
-		s.tail.reset()
+		s.tail.reset(reasonClose)
 	}
 	return nil
 }
 
 // tail tracks the chain position of the records written to one file or
-// stream since its last checkpoint.
+// stream since its last checkpoint, and the file of the chain it is in.
 type tail struct {
 	seq    uint64
 	mac    [macHexLen]byte
 	count  uint64
-	gapped bool // a gap record was written since the last checkpoint
+	gapped bool   // a gap record was written since the last checkpoint
+	first  uint64 // seq of the first record (or gap) since the last checkpoint; 0 when none
+	// rotations counts the rotation checkpoints written since the chain's
+	// first record: the current file is file rotations+1 of the chain.
+	rotations uint64
 }
 
 // add records rec as written. It reports false for a record without chain
@@ -128,28 +132,48 @@ func (t *tail) add(rec []byte) bool {
 	if !ok {
 		return false
 	}
+	t.begin(c.seq)
 	t.seq = c.seq
 	copy(t.mac[:], c.mac)
 	t.count++
 	return true
 }
 
-// skip moves the position past a gap record ending at seq with mac.
-func (t *tail) skip(seq uint64, mac string) {
-	t.seq = seq
+// skip moves the position past a gap record for seq from to to, ending with
+// mac.
+func (t *tail) skip(from, to uint64, mac string) {
+	t.begin(from)
+	t.seq = to
 	copy(t.mac[:], mac)
 	t.gapped = true
 }
 
-// reset starts counting again after a checkpoint was written.
-func (t *tail) reset() { t.count, t.gapped = 0, false }
+// begin notes seq as written: the first since the last checkpoint, and the
+// start of a chain (its first file) when it is 1.
+func (t *tail) begin(seq uint64) {
+	if seq == 1 {
+		t.rotations = 0
+	}
+	if t.first == 0 {
+		t.first = seq
+	}
+}
 
-// checkpoint returns the signed checkpoint for the records (and gap) since
-// the last one, or nil when there is no key or nothing to cover. The caller
-// calls reset once the checkpoint is written.
-func (t *tail) checkpoint(key ed25519.PrivateKey, now time.Time) []byte {
+// reset starts counting again after a checkpoint was written for reason.
+func (t *tail) reset(reason string) {
+	t.count, t.gapped, t.first = 0, false, 0
+	if reason == reasonRotate {
+		t.rotations++
+	}
+}
+
+// checkpoint returns the signed checkpoint, written for reason, for the
+// records (and gap) since the last one, or nil when there is no key or
+// nothing to cover. The caller calls reset once the checkpoint is written.
+func (t *tail) checkpoint(key ed25519.PrivateKey, now time.Time, reason string) []byte {
 	if len(key) != ed25519.PrivateKeySize || (t.count == 0 && !t.gapped) {
 		return nil
 	}
-	return signCheckpoint(key, t.seq, string(t.mac[:]), t.count, now)
+	return signCheckpoint(key, checkpointRecord{Seq: t.seq, LastMAC: string(t.mac[:]), Count: t.count,
+		FirstSeq: t.first, ChainFile: t.rotations + 1, Reason: reason, Time: now})
 }

@@ -15,10 +15,22 @@ import (
 // WriterSink) and reports every problem it finds, going on after each one: an
 // edited record (mac mismatch), deleted records (a seq gap, a checkpoint
 // covering more records than present, or a chain whose start record does not
-// follow the chain before it), reordered or repeated records, a broken prev
-// link, a file that ends in records not followed by a checkpoint (except at
-// the end of the set), a checkpoint that disagrees with its records, or a bad
-// checkpoint or gap signature.
+// follow the chain before it), whole files removed from either end of the set
+// (see below), reordered or repeated records, a broken prev link, a file that
+// ends in records not followed by a checkpoint (except at the end of the
+// set), a checkpoint that disagrees with its records, or a bad checkpoint or
+// gap signature.
+//
+// Ends of a set. Each checkpoint says which file of its chain it closes and
+// why it was written. A set whose first record is not the first of its trail
+// (it starts mid-chain, or with a chain whose start record links to an
+// earlier one) is missing its oldest files: a problem, unless
+// VerifyOptions.AllowRetention says they were removed on purpose (then
+// Report.StartsMidChain notes it). A chain whose last checkpoint in the set
+// was written on rotation, with no later file continuing it, is missing its
+// newest files: always a problem. Checkpoints written before these members
+// existed (Report.LegacyCheckpoints) cannot tell: a set whose first chain has
+// them is accepted as before, and their tails are not checked.
 //
 // What is not a problem, and is reported as a note: records the emitter
 // dropped (drop markers), records the file sink could not write (signed gap
@@ -29,9 +41,7 @@ import (
 //
 // The paths may be given in any order: Verify orders them by the chain (see
 // orderFiles), so a shell glob of a rotated set works. Empty files are
-// skipped. A set whose first record is not the start of its chain verifies,
-// with Report.StartsMidChain set: that is what retention of old files looks
-// like.
+// skipped.
 //
 // chainKey checks every record's mac; pub checks every checkpoint's and gap
 // record's signature. Either may be nil to skip that check (Report says which
@@ -41,14 +51,36 @@ import (
 // The error is the first *Problem (also Report.Problem; Report.Problems has
 // them all) when the set fails verification, or an I/O or argument error.
 //
-// Limits: whole files or whole chain segments removed from the beginning or
-// the end of a set, and records cut from the end of an unsealed tail, leave no
-// trace inside it. Ship records elsewhere (the webhook sink) to anchor them.
+// Limits: records cut from the end of an unsealed tail leave no trace (with
+// VerifyOptions.RequireSealed an unsealed tail fails), nor do records cut
+// from the end of a crashed chain before the next start linked to what was
+// left. Ship records elsewhere (the
+// webhook sink) to anchor them.
 func Verify(paths []string, chainKey []byte, pub ed25519.PublicKey) (Report, error) {
-	return verify(osOpen, paths, chainKey, pub)
+	return VerifyWithOptions(paths, chainKey, pub, VerifyOptions{})
 }
 
-func verify(open opener, paths []string, chainKey []byte, pub ed25519.PublicKey) (Report, error) {
+// VerifyOptions changes what Verify accepts.
+type VerifyOptions struct {
+	// AllowRetention accepts a set that does not start at the beginning of
+	// its trail, because older files were removed on purpose: that is then a
+	// note (Report.StartsMidChain) instead of a problem. Files missing at the
+	// end of a set are never accepted.
+	AllowRetention bool
+	// RequireSealed says the set's writer has stopped (or the set is an
+	// archive): an unsealed tail, which is what a file still being written
+	// looks like, is then a problem. Without it, a stopped gateway's newest
+	// files could be removed and the checkpoint before them cut, and the set
+	// would pass as one still being written.
+	RequireSealed bool
+}
+
+// VerifyWithOptions is Verify with opts.
+func VerifyWithOptions(paths []string, chainKey []byte, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
+	return verify(osOpen, paths, chainKey, pub, opts)
+}
+
+func verify(open opener, paths []string, chainKey []byte, pub ed25519.PublicKey, opts VerifyOptions) (Report, error) {
 	rep := Report{MACsChecked: chainKey != nil, SignaturesChecked: pub != nil}
 	if len(paths) == 0 {
 		return rep, fmt.Errorf("%w: no files given", ErrNoRecords)
@@ -67,7 +99,7 @@ func verify(open opener, paths []string, chainKey []byte, pub ed25519.PublicKey)
 		}
 		heads = append(heads, h)
 	}
-	v := &verifier{rep: &rep, pub: pub, open: open, files: orderFiles(heads), chains: map[string]bool{}}
+	v := &verifier{rep: &rep, pub: pub, open: open, opts: opts, files: orderFiles(heads), chains: map[string]bool{}}
 	if chainKey != nil {
 		v.mac = hmac.New(sha256.New, chainKey)
 	}
@@ -86,6 +118,7 @@ type verifier struct {
 	mac   hash.Hash
 	pub   ed25519.PublicKey
 	open  opener
+	opts  VerifyOptions
 	files []fileHead
 
 	have    bool   // a chained record (or gap) was seen
@@ -99,13 +132,18 @@ type verifier struct {
 
 	fileCount uint64        // chained records in this file since its start or its last checkpoint
 	fileGap   bool          // a gap record in this file since then
+	fileFirst uint64        // seq of the first of them (or of the gap); 0 when none
 	tail      *UnsealedTail // the records since then
+
+	cp        lastCheckpoint // the checkpoint that covers the chain position, when covered
+	chainFile uint64         // chain_file the chain's next checkpoint must carry; 0 when unknown
+	head      *head          // where the set starts, when that is not the start of its trail
 }
 
 func (v *verifier) run() error {
 	for fi, f := range v.files {
 		fr := FileReport{Path: f.path}
-		v.fileCount, v.fileGap, v.tail = 0, false, nil
+		v.fileCount, v.fileGap, v.fileFirst, v.tail = 0, false, 0, nil
 		lastFile := fi == len(v.files)-1
 		incomplete := false
 		err := forEachLine(v.open, f.path, func(n int, line []byte, complete bool) bool {
@@ -138,6 +176,8 @@ func (v *verifier) run() error {
 		}
 		v.rep.Files = append(v.rep.Files, fr)
 	}
+	v.decideHead(nil, location{})
+	v.checkEnd()
 	if v.rep.Records == 0 {
 		v.report(&Problem{Err: ErrNoRecords, File: v.files[0].path})
 	}
@@ -199,8 +239,7 @@ func (v *verifier) line(at location, line []byte, fr *FileReport) {
 	case c.seq == 1:
 		advance, count = v.chainStart(at, c, start)
 	case !v.have:
-		v.rep.StartsMidChain = true
-		v.rep.Segments++
+		v.startsMidChain(at, c.seq)
 	case v.resync:
 	default:
 		advance, count = v.link(at, c)
@@ -223,6 +262,9 @@ func (v *verifier) line(at location, line []byte, fr *FileReport) {
 	}
 	if fr.Records == 0 {
 		fr.FirstSeq = c.seq
+	}
+	if v.fileCount == 0 && !v.fileGap {
+		v.fileFirst = c.seq
 	}
 	v.fileCount++
 	v.rep.Records++

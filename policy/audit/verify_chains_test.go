@@ -153,11 +153,13 @@ func TestVerifyLegacyFiles(t *testing.T) {
 	rep, err = audit.Verify(rotated, chainKey, ckPub)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), rep.Events)
-	events, err := filepath.Glob(filepath.Join("testdata", "events", "*.jsonl"))
+	events, err := filepath.Glob(filepath.Join(dir, "events", "*.jsonl"))
 	require.NoError(t, err)
+	require.NotEmpty(t, events)
 	for _, f := range events {
-		_, err := audit.Verify([]string{f}, chainKey, ckPub)
+		rep, err := audit.Verify([]string{f}, chainKey, ckPub)
 		require.NoError(t, err, f)
+		require.Equal(t, uint64(1), rep.LegacyCheckpoints)
 	}
 
 	b, err := os.ReadFile(filepath.Join(dir, "crash.log"))

@@ -30,13 +30,18 @@ func (v *verifier) chainStart(at location, c chained, start *startRecord) (advan
 		return false, false
 	}
 	v.chains[string(c.prev)] = true
-	v.rep.Segments++
+	v.newSegment()
 	here := fmt.Sprintf("%s:%d", v.files[at.file].path, at.line)
 	switch {
 	case !v.have:
 		if start != nil {
 			v.rep.StartsMidChain, v.rep.StartsAfterSeq = true, start.AfterSeq
+			v.head = &head{at: at, seq: c.seq}
 		}
+	case v.covered && v.cp.reason == reasonRotate && (start == nil || start.AfterSeq == v.lastSeq && start.AfterMAC == v.lastMAC):
+		// Linked or not, the files after the rotation are gone (or the
+		// gateway stopped right after rotating, and what it was writing is).
+		v.report(v.filesAfter("the chain ends there: a new chain starts at " + here))
 	case start == nil:
 		if !v.covered {
 			v.report(v.problem(v.last, v.lastSeq, ErrTruncated, fmt.Sprintf(
@@ -60,7 +65,7 @@ func (v *verifier) chainStart(at location, c chained, start *startRecord) (advan
 	}
 	// The previous chain's records are accounted for (or reported) here; the
 	// new chain's checkpoints count only its own records.
-	v.fileCount, v.fileGap, v.tail = 0, false, nil
+	v.newChain()
 	return true, true
 }
 
@@ -77,17 +82,20 @@ func (v *verifier) gapRecord(at location, line []byte) {
 		v.resync = true
 		return
 	}
+	here := fmt.Sprintf("%s:%d", v.files[at.file].path, at.line)
 	switch {
 	case g.FromSeq == 1:
-		v.rep.Segments++
-		if v.have && !v.covered {
+		v.newSegment()
+		switch {
+		case v.have && !v.covered:
 			v.report(v.problem(v.last, v.lastSeq, ErrTruncated, fmt.Sprintf(
-				"seq %d is not followed by a checkpoint before a new chain starts at %s:%d", v.lastSeq, v.files[at.file].path, at.line)))
+				"seq %d is not followed by a checkpoint before a new chain starts at %s", v.lastSeq, here)))
+		case v.have && v.cp.reason == reasonRotate:
+			v.report(v.filesAfter("the chain ends there: a new chain starts at " + here))
 		}
-		v.fileCount, v.fileGap, v.tail = 0, false, nil
+		v.newChain()
 	case !v.have:
-		v.rep.StartsMidChain = true
-		v.rep.Segments++
+		v.startsMidChain(at, g.FromSeq)
 	case g.FromSeq != v.lastSeq+1:
 		v.gap(at, g.FromSeq, v.lastSeq+1, fmt.Sprintf("gap record from seq %d follows seq %d", g.FromSeq, v.lastSeq))
 	case g.FromPrev != v.lastMAC:
@@ -95,6 +103,9 @@ func (v *verifier) gapRecord(at location, line []byte) {
 	}
 	v.rep.Gaps = append(v.rep.Gaps, Gap{File: v.files[at.file].path, Line: at.line, FromSeq: g.FromSeq, ToSeq: g.ToSeq})
 	v.rep.Lost += g.ToSeq - g.FromSeq + 1
+	if v.fileCount == 0 && !v.fileGap {
+		v.fileFirst = g.FromSeq
+	}
 	v.fileGap = true
 	v.advance(at, g.ToSeq, g.ToMAC, 0)
 }
@@ -107,6 +118,7 @@ func (v *verifier) checkpoint(at location, line []byte, fr *FileReport) {
 	if !ok {
 		v.report(v.problem(at, 0, ErrMalformed, "unreadable checkpoint"))
 		v.closeRecords("")
+		v.cp, v.chainFile = lastCheckpoint{at: at}, 0
 		return
 	}
 	if v.pub != nil && !verifyCheckpoint(v.pub, body, sig) {
@@ -137,8 +149,24 @@ func (v *verifier) checkpoint(at location, line []byte, fr *FileReport) {
 	case cp.Count != v.fileCount:
 		v.report(v.problem(at, cp.Seq, ErrCheckpointMismatch, fmt.Sprintf(
 			"checkpoint counts %d records in this file, %d are present", cp.Count, v.fileCount)))
+	case !cp.legacy() && cp.FirstSeq != v.fileFirst:
+		v.report(v.problem(at, cp.Seq, ErrCheckpointMismatch, fmt.Sprintf(
+			"checkpoint says the records in this file start at seq %d, the first one present is seq %d", cp.FirstSeq, v.fileFirst)))
+	case !cp.legacy() && v.chainFile != 0 && cp.ChainFile != v.chainFile:
+		v.report(v.problem(at, cp.Seq, ErrCheckpointMismatch, fmt.Sprintf(
+			"checkpoint closes file %d of its chain, file %d was expected", cp.ChainFile, v.chainFile)))
+	}
+	if v.rep.Segments == 1 {
+		v.decideHead(&cp, at)
 	}
 	v.closeRecords(checkpointHash(line))
+	v.cp, v.chainFile = lastCheckpoint{at: at, reason: cp.Reason, chainFile: cp.ChainFile}, 0
+	if cp.Reason == reasonRotate {
+		v.chainFile = cp.ChainFile + 1
+	}
+	if cp.legacy() {
+		v.rep.LegacyCheckpoints++
+	}
 	v.rep.Checkpoints++
 	fr.Checkpoints++
 }
@@ -147,5 +175,5 @@ func (v *verifier) checkpoint(at location, line []byte, fr *FileReport) {
 // line hashes to cp.
 func (v *verifier) closeRecords(cp string) {
 	v.covered, v.lastCP = true, cp
-	v.fileCount, v.fileGap, v.tail = 0, false, nil
+	v.fileCount, v.fileGap, v.fileFirst, v.tail = 0, false, 0, nil
 }

@@ -44,11 +44,15 @@ func TestVerifyUntouchedRotatedSet(t *testing.T) {
 		require.Equal(t, uint64(2*i+1), f.FirstSeq)
 	}
 
-	// Retention removed the oldest files: still valid, flagged.
-	rep, err = audit.Verify(files[2:], chainKey, ckPub)
+	// The oldest files removed: a problem, unless retention is allowed;
+	// then it is flagged.
+	_, err = audit.Verify(files[2:], chainKey, ckPub)
+	require.ErrorIs(t, err, audit.ErrMissing)
+	rep, err = audit.VerifyWithOptions(files[2:], chainKey, ckPub, audit.VerifyOptions{AllowRetention: true})
 	require.NoError(t, err)
 	require.True(t, rep.StartsMidChain)
 	require.Equal(t, uint64(5), rep.FirstSeq)
+	require.Equal(t, uint64(3), rep.StartsAtFile)
 
 	// Without keys only the structure is checked, and the report says so.
 	rep, err = audit.Verify(files, nil, nil)
@@ -103,6 +107,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		pub     ed25519.PublicKey
 		noPub   bool
 		key     []byte
+		opts    audit.VerifyOptions // retention allowed: the head check does not mask the one under test
 		want    error
 		file    int // index into the set
 		line    int
@@ -122,8 +127,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{name: "deleted record before checkpoint", want: audit.ErrMissing, file: 2, line: 2, seq: 6,
 			tamper: func(t *testing.T, files set) { deleteLine(t, files[2], 1) }},
 		{name: "deleted first record of the set", want: audit.ErrMissing, file: 0, line: 2, seq: 2,
-			message: "checkpoint counts 2 records in this file, 1 are present",
-			tamper:  func(t *testing.T, files set) { deleteLine(t, files[0], 0) }},
+			message: "checkpoint counts 2 records in this file, 1 are present", opts: audit.VerifyOptions{AllowRetention: true},
+			tamper: func(t *testing.T, files set) { deleteLine(t, files[0], 0) }},
 		{name: "deleted whole middle file", want: audit.ErrMissing, file: 3, line: 1, seq: 7, message: "seq 5 to 6 not in the set",
 			tamper: func(t *testing.T, files set) { require.NoError(t, os.Remove(files[2])) }},
 		{name: "swapped records", want: audit.ErrReordered, file: 2, line: 1, seq: 6, message: "seq 5 is later",
@@ -148,6 +153,23 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			tamper: func(*testing.T, set) {}},
 		{name: "bad checkpoint signature: edited count", want: audit.ErrBadSignature, file: 1, line: 3, seq: 4,
 			tamper: func(t *testing.T, files set) { replaceInLine(t, files[1], 2, `"count":2`, `"count":3`) }},
+		{name: "bad checkpoint signature: rotation made a close", want: audit.ErrBadSignature, file: 4, line: 3, seq: 10,
+			tamper: func(t *testing.T, files set) {
+				replaceInLine(t, files[4], 2, `"reason":"rotate"`, `"reason":"close"`)
+				require.NoError(t, os.Remove(files[5]))
+			}},
+		{name: "checkpoint names another file of its chain", want: audit.ErrCheckpointMismatch, file: 2, line: 3, seq: 6,
+			message: "checkpoint closes file 4 of its chain, file 3 was expected",
+			tamper:  func(t *testing.T, files set) { resignCheckpoint(t, files[2], 2, `"chain_file":3`, `"chain_file":4`) }},
+		{name: "checkpoint names another first seq", want: audit.ErrCheckpointMismatch, file: 2, line: 3, seq: 6,
+			message: "checkpoint says the records in this file start at seq 6, the first one present is seq 5",
+			tamper:  func(t *testing.T, files set) { resignCheckpoint(t, files[2], 2, `"first_seq":5`, `"first_seq":6`) }},
+		{name: "unknown checkpoint reason", want: audit.ErrMalformed, file: 2, line: 3, message: "unreadable checkpoint",
+			tamper: func(t *testing.T, files set) {
+				resignCheckpoint(t, files[2], 2, `"reason":"rotate"`, `"reason":"pause"`)
+			}},
+		{name: "checkpoint with only some of the new members", want: audit.ErrMalformed, file: 2, line: 3,
+			tamper: func(t *testing.T, files set) { resignCheckpoint(t, files[2], 2, `"chain_file":3,`, ``) }},
 		{name: "checkpoint edited without a public key", noPub: true, want: audit.ErrMissing, file: 1, line: 3, seq: 4,
 			tamper: func(t *testing.T, files set) { replaceInLine(t, files[1], 2, `"count":2`, `"count":3`) }},
 		{name: "records from another chain", want: audit.ErrChainBroken, file: 2, line: 1, seq: 5,
@@ -171,6 +193,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				writeLines(t, files[0], append(l, l[2]))
 			}},
 		{name: "all records of a file deleted", want: audit.ErrMissing, file: 0, line: 1, seq: 2,
+			opts: audit.VerifyOptions{AllowRetention: true},
 			tamper: func(t *testing.T, files set) {
 				l := readLines(t, files[0])
 				writeLines(t, files[0], l[2:])
@@ -193,7 +216,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					existing = append(existing, f)
 				}
 			}
-			rep, err := audit.Verify(existing, key, pub)
+			rep, err := audit.VerifyWithOptions(existing, key, pub, tc.opts)
 			require.ErrorIs(t, err, tc.want)
 			var p *audit.Problem
 			require.ErrorAs(t, err, &p)
@@ -299,6 +322,20 @@ func replaceInLine(t *testing.T, path string, i int, old, new string) {
 	l := readLines(t, path)
 	require.Contains(t, string(l[i]), old)
 	l[i] = []byte(strings.Replace(string(l[i]), old, new, 1))
+	writeLines(t, path, l)
+}
+
+// resignCheckpoint replaces old with new in the checkpoint on line i and signs
+// it again with the checkpoint key: what only the key holder can write.
+func resignCheckpoint(t *testing.T, path string, i int, old, new string) {
+	t.Helper()
+	l := readLines(t, path)
+	line := string(bytes.TrimSuffix(l[i], []byte("\n")))
+	require.Contains(t, line, `"type":"checkpoint"`)
+	require.Contains(t, line, old)
+	body := strings.Replace(line[:len(line)-len(`,"sig":"`)-128-2]+"}", old, new, 1)
+	sig := ed25519.Sign(ckPriv, []byte("tollgate audit checkpoint v1\n"+body))
+	l[i] = []byte(body[:len(body)-1] + `,"sig":"` + hex.EncodeToString(sig) + "\"}\n")
 	writeLines(t, path, l)
 }
 
