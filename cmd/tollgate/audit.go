@@ -13,16 +13,22 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/secrets"
 )
 
-const auditUsage = `usage: tollgate audit verify [--chain-key REF] [--checkpoint-pub FILE] FILE...
+const auditUsage = `usage: tollgate audit verify [--chain-key REF] [--checkpoint-pub FILE] [--allow-retention] [--sealed] FILE...
 
 Verifies a set of audit files (a rotated set may be given in any order) and
-prints every edited, deleted, reordered or truncated record it finds. Exits
-non-zero on any problem. A file still being written passes: its records not
-yet covered by a checkpoint are verified and reported as an "unsealed tail".
+prints every edited, deleted, reordered or truncated record it finds, and
+whole files missing at either end of the set. Exits non-zero on any problem.
+A file still being written passes: its records not yet covered by a
+checkpoint are verified and reported as an "unsealed tail".
 
   --chain-key REF        the audit chain HMAC key: env:NAME or file:PATH
   --checkpoint-pub FILE  the checkpoint Ed25519 public key: PEM "PUBLIC KEY"
                          (PKIX) or standard base64 of the raw 32 bytes
+  --allow-retention      older files were removed on purpose: a set that does
+                         not start at the beginning of its trail is a note,
+                         not a failure (missing newest files still fail)
+  --sealed               the gateway has stopped (or the set is an archive):
+                         an unsealed tail fails too
 At least one key is required; give both for a full check.
 `
 
@@ -41,6 +47,9 @@ func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Usage = func() { fmt.Fprint(stderr, auditUsage) }
 	keyRef := fs.String("chain-key", "", "chain HMAC key reference (env:NAME or file:PATH)")
 	pubFile := fs.String("checkpoint-pub", "", "checkpoint public key file")
+	var opts audit.VerifyOptions
+	fs.BoolVar(&opts.AllowRetention, "allow-retention", false, "accept a set whose oldest files were removed on purpose")
+	fs.BoolVar(&opts.RequireSealed, "sealed", false, "the writer has stopped: an unsealed tail fails")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -74,7 +83,7 @@ func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("audit verify: --checkpoint-pub %s: %w", *pubFile, err)
 		}
 	}
-	rep, err := audit.Verify(fs.Args(), key, pub)
+	rep, err := audit.VerifyWithOptions(fs.Args(), key, pub, opts)
 	var p *audit.Problem
 	if err != nil && !errors.As(err, &p) {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tollgate-ai/tollgate/policy/audit"
 )
 
 const plantedWebhookToken = "PLANTED-WEBHOOK-TOKEN-0123456789"
@@ -157,4 +160,60 @@ func TestAuditLossLogIsRateLimited(t *testing.T) {
 	require.Equal(t, int64(2), all[2].ContextMap()["suppressed"], "the two in between are counted")
 	require.Equal(t, "audit events dropped", all[3].Message)
 	require.Equal(t, int64(3), all[3].ContextMap()["events"])
+}
+
+// TestAuditVerifyEnds: `tollgate audit verify` fails a rotated set missing its
+// oldest or newest file; --allow-retention accepts the first (a note), never
+// the second; --sealed fails a set that ends unsealed.
+func TestAuditVerifyEnds(t *testing.T) {
+	dir := t.TempDir()
+	chainKey := []byte("cli-test-chain-key-0123456789abc")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "chain-key"), chainKey, 0o600))
+	priv, pubPEM, err := audit.GenerateCheckpointKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cp.pub"), pubPEM, 0o600))
+	path := filepath.Join(dir, "audit.log")
+	fs, err := audit.NewFileSink(audit.FileSinkConfig{Path: path, MaxBytes: 600, Fsync: audit.FsyncNever, CheckpointKey: priv})
+	require.NoError(t, err)
+	e, err := audit.NewEmitter(audit.EmitterConfig{ChainKey: chainKey}, fs)
+	require.NoError(t, err)
+	for i := range 6 {
+		e.Emit(&audit.Event{RequestID: "req-" + strconv.Itoa(i), Endpoint: "chat_completions", Status: 200,
+			Decision: audit.DecisionAllow, Reason: "ok", Complete: true})
+	}
+	require.NoError(t, e.Close(context.Background()))
+	var files []string // oldest first
+	for i := 1; ; i++ {
+		f := path + "." + strconv.Itoa(i)
+		if _, err := os.Stat(f); err != nil {
+			break
+		}
+		files = append(files, f)
+	}
+	files = append(files, path)
+	require.GreaterOrEqual(t, len(files), 3)
+
+	verify := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"audit", "verify", "--chain-key", "file:" + filepath.Join(dir, "chain-key"),
+			"--checkpoint-pub", filepath.Join(dir, "cp.pub")}, args...), &out, &errOut)
+		return out.String(), err
+	}
+	out, err := verify(files...)
+	require.NoError(t, err, out)
+	out, err = verify(append([]string{"--sealed"}, files...)...)
+	require.NoError(t, err, out)
+
+	out, err = verify(files[1:]...)
+	require.ErrorIs(t, err, audit.ErrMissing)
+	require.Contains(t, out, "in file 2 of its chain: 1 earlier file(s) are not in the set")
+	require.Contains(t, out, "verify with --allow-retention")
+	out, err = verify(append([]string{"--allow-retention"}, files[1:]...)...)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "note: the set starts at seq")
+
+	out, err = verify(append([]string{"--allow-retention"}, files[:2]...)...)
+	require.ErrorIs(t, err, audit.ErrMissing)
+	require.Contains(t, out, "FAIL "+files[1]+":")
+	require.Contains(t, out, "file(s) after it removed")
 }
