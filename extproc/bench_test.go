@@ -3,6 +3,10 @@ package extproc_test
 import (
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/tollgate-ai/tollgate/policy/policytest"
 )
 
 // chat4KiB is a realistic 4 KiB chat request: a system prompt and a few turns.
@@ -21,7 +25,16 @@ func chat4KiB() string {
 // 4 KiB buffered body, i.e. key verification, body parse, routing and the credential swap.
 // One op is one whole ext_proc stream.
 func BenchmarkRequestPath(b *testing.B) {
-	h := newHarness(b)
+	benchmarkRequestPath(b, newHarness(b))
+}
+
+// BenchmarkRequestPathTraced is BenchmarkRequestPath with tracing on: every stream is sampled
+// and its span handed to an exporter that drops it, so the figure is the span's own cost.
+func BenchmarkRequestPathTraced(b *testing.B) {
+	benchmarkRequestPath(b, tracedWith(b, policytest.New(b), tracetest.NewNoopExporter()))
+}
+
+func benchmarkRequestPath(b *testing.B, h *harness) {
 	hdr := chatHeaders(h.fx.Keys["valid"])
 	body := reqBody(chat4KiB())
 	b.ReportAllocs()

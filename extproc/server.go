@@ -11,6 +11,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *Metrics
 	audit   *AuditConfig
+	tracer  trace.Tracer // nil: tracing off
 
 	mu      sync.Mutex
 	streams int
@@ -126,7 +128,7 @@ func (s *Server) leave() {
 }
 
 // Process handles one HTTP request's ext_proc stream: one reply per message, in order.
-func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
+func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) (err error) {
 	s.enter()
 	defer s.leave()
 	snap := s.src.Snapshot()
@@ -138,9 +140,13 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		Now: s.now, CaptureContent: s.captureContent(), AuditUnavailable: s.auditUnavailable,
 	})
 	st := &stream{x: x, log: s.log}
+	if s.tracer != nil {
+		st.span = streamSpan{tracer: s.tracer, ctx: srv.Context(), began: s.now()}
+	}
 	defer func() {
 		sum := st.finish()
 		s.metrics.observe(sum)
+		st.span.end(sum, err, s.now)
 		s.emitAudit(st)
 	}()
 

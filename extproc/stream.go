@@ -18,8 +18,9 @@ import (
 // stream adapts one ext_proc stream (one HTTP request) to its policy.Exchange: protobuf in,
 // Exchange calls, protobuf out. It decides nothing. It is used by one goroutine.
 type stream struct {
-	x   *policy.Exchange
-	log *zap.Logger
+	x    *policy.Exchange
+	log  *zap.Logger
+	span streamSpan
 }
 
 // protoError is a protocol fault: Envoy sent something the exchange cannot accept. It fails
@@ -47,6 +48,7 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 
 func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 	hm := newHeaderMap(h.GetHeaders())
+	st.span.start(hm)
 	rep, err := st.x.RequestHeaders(policy.RequestHeaders{
 		Method:      hm.Get(":method"),
 		Path:        hm.Get(":path"),
