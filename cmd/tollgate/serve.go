@@ -202,6 +202,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("log.level: %w", err)
 	}
 	defer func() { _ = log.Sync() }()
+	traces, err := openTracing(ctx, log.Named("tracing"))
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer traces.shutdown() // after the streams ended (below), so their spans are flushed
 
 	cfg := l.cfg
 	ledger, err := openLedger(ctx, cfg.Budget, l.dir, log.Named("ledger"))
@@ -254,7 +259,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			log.Error("closing the audit trail", zap.Error(err))
 		}
 	}()
-	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg, extproc.MetricsOptions{PerKeyLabels: cfg.Metrics.PerKeyLabels}))}
+	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg, extproc.MetricsOptions{PerKeyLabels: cfg.Metrics.PerKeyLabels})),
+		extproc.WithTracing(traces.provider())}
 	if auditCfg != nil {
 		opts = append(opts, extproc.WithAudit(*auditCfg))
 	}
