@@ -43,6 +43,7 @@ const (
 const (
 	attrGenAIOperation     = attribute.Key("gen_ai.operation.name")
 	attrGenAIProvider      = attribute.Key("gen_ai.provider.name")
+	attrTollgateProvider   = attribute.Key("tollgate.provider") // the provider's configured name
 	attrGenAIRequestModel  = attribute.Key("gen_ai.request.model")
 	attrGenAIResponseModel = attribute.Key("gen_ai.response.model")
 	attrGenAIInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
@@ -146,8 +147,9 @@ func spanAttributes(s policy.Summary, op string) []attribute.KeyValue {
 	}
 	if s.Forwarded {
 		a = append(a,
-			attrGenAIProvider.String(s.Provider), attrGenAISystem.String(s.Provider),
-			attrGenAIRequestModel.String(s.Model), attrGenAIResponseModel.String(s.UpstreamModel),
+			attrGenAIProvider.String(genAIProvider(s.ProviderType, s.Provider)), attrGenAISystem.String(genAIProvider(s.ProviderType, s.Provider)),
+			attrTollgateProvider.String(s.Provider),
+			attrGenAIRequestModel.String(s.Model), attrGenAIResponseModel.String(s.ModelServed),
 			attrStream.Bool(s.Stream), attrComplete.Bool(s.Complete))
 	}
 	if s.UsageSeen {
@@ -222,4 +224,18 @@ func (c metadataCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// genAIProvider is gen_ai.provider.name's well-known value for a provider type; an
+// OpenAI-compatible server has none, so its configured name is used.
+func genAIProvider(typ, name string) string {
+	switch typ {
+	case "openai":
+		return "openai"
+	case "anthropic":
+		return "anthropic"
+	case "azure-openai":
+		return "azure.ai.openai"
+	}
+	return name
 }

@@ -105,10 +105,11 @@ func TestSpanParentAndAttributes(t *testing.T) {
 	a := attrs(sp)
 	for k, want := range map[string]any{
 		"gen_ai.operation.name":      "chat",
-		"gen_ai.provider.name":       "oai",
-		"gen_ai.system":              "oai",
+		"gen_ai.provider.name":       "openai", // the provider type's well-known name
+		"gen_ai.system":              "openai",
+		"tollgate.provider":          "oai", // the configured name
 		"gen_ai.request.model":       "fast",
-		"gen_ai.response.model":      "gpt-4o-mini",
+		"gen_ai.response.model":      "gpt-4o-mini-2024-07-18", // as the provider reported it
 		"gen_ai.usage.input_tokens":  int64(12),
 		"gen_ai.usage.output_tokens": int64(7),
 		"http.response.status_code":  int64(200),

@@ -74,7 +74,8 @@ type Admission struct {
 
 // Forward is the decision to send a request upstream, with the header and body changes.
 type Forward struct {
-	Provider      string
+	Provider      string // the provider's configured name
+	ProviderType  string // openai, anthropic, azure-openai or openai-compatible
 	Route         string
 	Model         string // as requested by the client
 	UpstreamModel string
@@ -238,7 +239,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 			return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
 		}
 	}
-	f := &Forward{Provider: p.name, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
+	f := &Forward{Provider: p.name, ProviderType: p.typ, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
 		Endpoint: a.Endpoint, price: m.price, Guard: g, DropUsageChunk: injectsUsage(a.Endpoint, p.typ, req)}
 	out, maxOut, rep := s.rewrite(a, p, m, req, body, capOut)
 	if rep != nil {

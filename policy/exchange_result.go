@@ -24,9 +24,11 @@ type Summary struct {
 	Team      string
 
 	Forwarded     bool
-	Provider      string
+	Provider      string // the provider's configured name
+	ProviderType  string // openai, anthropic, azure-openai or openai-compatible
 	Model         string // as requested
 	UpstreamModel string
+	ModelServed   string // as the provider reported it (UpstreamModel when it reported none)
 	Stream        bool
 	Complete      bool // the response reached its end of stream
 
@@ -67,7 +69,8 @@ func (x *Exchange) Summary() Summary {
 	}
 	if f := x.fwd; f != nil {
 		s.Forwarded = true
-		s.Provider, s.Model, s.UpstreamModel, s.Stream = f.Provider, f.Model, f.UpstreamModel, f.Stream
+		s.Provider, s.ProviderType, s.Model, s.UpstreamModel, s.Stream = f.Provider, f.ProviderType, f.Model, f.UpstreamModel, f.Stream
+		s.ModelServed = x.modelServed()
 	}
 	if h := x.hold; h != nil {
 		s.HasHold, s.Reserved, s.FailedOpen = true, h.Estimate.CostMicros, h.FailedOpen
@@ -77,6 +80,14 @@ func (x *Exchange) Summary() Summary {
 		s.Evidence = g.Evidence(x.responseFindings())
 	}
 	return s
+}
+
+// modelServed is the model the provider reported, else the upstream model asked for.
+func (x *Exchange) modelServed() string {
+	if x.usage != nil && x.usage.Model() != "" {
+		return x.usage.Model()
+	}
+	return x.fwd.UpstreamModel
 }
 
 // decision is allow, deny or error.
@@ -136,10 +147,7 @@ func (x *Exchange) AuditEvent(v4Bits, v6Bits int) *audit.Event {
 		e.KeyID, e.Team = x.adm.Key.ID, x.adm.Key.Team
 	}
 	if f := x.fwd; f != nil {
-		e.Provider, e.ModelRequested, e.ModelServed, e.Stream = f.Provider, f.Model, f.UpstreamModel, f.Stream
-		if x.usage != nil && x.usage.Model() != "" {
-			e.ModelServed = x.usage.Model()
-		}
+		e.Provider, e.ModelRequested, e.ModelServed, e.Stream = f.Provider, f.Model, x.modelServed(), f.Stream
 	}
 	e.Tokens = audit.Tokens{Input: x.used.InputTokens, Output: x.used.OutputTokens,
 		CachedInput: x.used.CachedInputTokens, CacheWrite: x.used.CacheWriteTokens}
