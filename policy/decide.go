@@ -35,11 +35,11 @@ type RequestHeaders struct {
 	EndOfStream bool
 }
 
-// Header is one header to set. Secret marks values that must never be logged.
+// Header is one header to set. Its Value may be a provider credential (the upstream
+// authorization header), so a Header is never logged.
 type Header struct {
-	Key    string
-	Value  []byte
-	Secret bool
+	Key   string
+	Value []byte
 }
 
 // Reply is a response tollgate sends itself instead of forwarding: a denial, or a local
@@ -256,7 +256,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		Header{Key: "accept-encoding", Value: []byte("identity")},
 	)
 	if p.cred != nil {
-		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.cred.value, Secret: true})
+		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.cred.value})
 		f.cred = p.cred
 	}
 	if p.typ == ProviderAnthropic && !a.anthropicVer {
