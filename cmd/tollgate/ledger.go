@@ -66,7 +66,11 @@ func openLedger(ctx context.Context, b policy.BudgetConfig, dir string, log *zap
 		if err != nil {
 			return nil, fmt.Errorf("budget.redis: %w", err)
 		}
-		l := redisledger.New(client, redisledger.WithTimeout(b.Redis.Timeout))
+		l, err := redisledger.New(client, redisledger.WithTimeout(b.Redis.Timeout))
+		if err != nil {
+			_ = client.Close()
+			return nil, fmt.Errorf("budget.redis: %w", err)
+		}
 		h := &ledgerHandle{Ledger: budget.NewRetrying(l), closer: client.Close}
 		h.probe(ctx, l.LoadScripts, log)
 		return h, nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
-	"github.com/tollgate-ai/tollgate/policy/budget/redisledger"
 	"github.com/tollgate-ai/tollgate/policy/llm"
 	"github.com/tollgate-ai/tollgate/policy/policytest"
 	"github.com/tollgate-ai/tollgate/test/testutil"
@@ -23,7 +22,7 @@ var faultBackoff = budget.WithRetryBackoff(20*time.Millisecond, 200*time.Millise
 // ledger with the production timeout (250 ms), warmed up so every call is one EVALSHA.
 func faultFixture(t *testing.T, srv *testutil.Redis) (*policytest.Fixture, *budget.Retrying) {
 	t.Helper()
-	inner := redisledger.New(newClient(t, srv.Addr()))
+	inner := newLedger(t, newClient(t, srv.Addr()))
 	require.NoError(t, inner.LoadScripts(context.Background()))
 	r := budget.NewRetrying(inner, faultBackoff)
 	t.Cleanup(func() { _ = r.Close(context.Background()) })

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-ai/tollgate/policy/budget/redisledger"
 	"github.com/tollgate-ai/tollgate/test/testutil"
 )
 
@@ -34,6 +35,14 @@ func newClient(t testing.TB, addr string) *redis.Client {
 	c := redis.NewClient(clientOptions(addr))
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// newLedger returns redisledger.New(client, opts...), failing the test on an error.
+func newLedger(t testing.TB, client redis.UniversalClient, opts ...redisledger.Option) *redisledger.Ledger {
+	t.Helper()
+	l, err := redisledger.New(client, opts...)
+	require.NoError(t, err)
+	return l
 }
 
 func newClusterClient(t testing.TB, addr string) *redis.ClusterClient {

@@ -137,7 +137,7 @@ func TestRedisLedgerTLSAndACL(t *testing.T) {
 			client, err := redisledger.NewClient(tc.cfg())
 			require.NoError(t, err)
 			t.Cleanup(func() { client.Close() })
-			l := redisledger.New(client, redisledger.WithTimeout(2*time.Second))
+			l := newLedger(t, client, redisledger.WithTimeout(2*time.Second))
 			items := budgettest.Items(budgettest.Keys(budgettest.Prefix(), 2), 100, 10)
 			id := budgettest.ID()
 			denied, err := l.Reserve(ctx, id, items, time.Minute)

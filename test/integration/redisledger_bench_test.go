@@ -21,7 +21,7 @@ import (
 // GOMAXPROCS concurrent requests sharing one client.
 func BenchmarkReserveSettleRedis(b *testing.B) {
 	srv := testutil.StartRedis(b)
-	l := redisledger.New(newClient(b, srv.Addr()))
+	l := newLedger(b, newClient(b, srv.Addr()))
 	ctx := context.Background()
 	require.NoError(b, l.LoadScripts(ctx))
 	items := budgettest.Items(budgettest.Keys(budgettest.Prefix(), 3), redisledger.MaxAmount, 1500)

@@ -26,7 +26,7 @@ func TestRedisLedgerConformance(t *testing.T) {
 		srv := testutil.StartRedis(t)
 		client := newClient(t, srv.Addr())
 		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
+			return newLedger(t, client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
 		})
 	})
 	t.Run("NodeWithKeyPrefix", func(t *testing.T) {
@@ -35,7 +35,7 @@ func TestRedisLedgerConformance(t *testing.T) {
 		n := 0
 		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
 			n++
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now),
+			return newLedger(t, client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now),
 				redisledger.WithKeyPrefix("it"+strconv.Itoa(n)+":"))
 		})
 	})
@@ -47,9 +47,9 @@ func TestRedisLedgerConformance(t *testing.T) {
 		ctx := context.Background()
 		err := client.Eval(ctx, "return redis.call('GET', KEYS[2])", []string{"{a}1", "{b}2"}).Err()
 		require.ErrorContains(t, err, "CROSSSLOT", "the server enforces cluster key rules")
-		require.NoError(t, redisledger.New(client).LoadScripts(ctx), "SCRIPT LOAD on every primary")
+		require.NoError(t, newLedger(t, client).LoadScripts(ctx), "SCRIPT LOAD on every primary")
 		budgettest.Run(t, func(t *testing.T, now func() time.Time) budget.Ledger {
-			return redisledger.New(client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
+			return newLedger(t, client, redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(now))
 		})
 	})
 }
@@ -61,7 +61,7 @@ func TestRedisLedgerRoundTrips(t *testing.T) {
 	client := newClient(t, srv.Addr())
 	log := &cmdLog{}
 	client.AddHook(log)
-	l := redisledger.New(client)
+	l := newLedger(t, client)
 	ctx := context.Background()
 	p := budgettest.Prefix()
 	ks := budgettest.Keys(p, 3)
@@ -149,7 +149,7 @@ func TestRedisLedgerRoundTrips(t *testing.T) {
 func TestRedisLedgerKeyLayout(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	r := raw(t, srv)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	l := newLedger(t, newClient(t, srv.Addr()))
 	ctx := context.Background()
 	p := budgettest.Prefix() // "tg:{t:bt-<hex>}:"
 	ks := budgettest.Keys(p, 2)
@@ -210,7 +210,7 @@ func serverTime(t testing.TB, r *redis.Client) time.Time {
 func TestRedisLedgerExpiry(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	r := raw(t, srv)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	l := newLedger(t, newClient(t, srv.Addr()))
 	ctx := context.Background()
 	p := budgettest.Prefix()
 	k := p + "c"
@@ -265,7 +265,7 @@ func TestRedisLedgerExpiry(t *testing.T) {
 // call must fail with ErrUnavailable, promptly, and work again once Redis is back.
 func TestRedisLedgerOutage(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	l := newLedger(t, newClient(t, srv.Addr()))
 	ctx := context.Background()
 	ks := budgettest.Keys(budgettest.Prefix(), 2)
 	items := budgettest.Items(ks, 100, 10)
@@ -320,7 +320,7 @@ func TestRedisLedgerHungServer(t *testing.T) {
 			srv := testutil.StartRedis(t)
 			client := redis.NewClient(tc.opts(srv.Addr()))
 			t.Cleanup(func() { client.Close() })
-			l := redisledger.New(client)
+			l := newLedger(t, client)
 			ctx := context.Background()
 			items := budgettest.Items(budgettest.Keys(budgettest.Prefix(), 1), 100, 1)
 			_, err := l.Reserve(ctx, budgettest.ID(), items, time.Minute) // connect while up
@@ -347,8 +347,8 @@ func TestRedisLedgerHungServer(t *testing.T) {
 func TestRedisLedgerTwoReplicas(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	replicas := []*redisledger.Ledger{
-		redisledger.New(newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout)),
-		redisledger.New(newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout)),
+		newLedger(t, newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout)),
+		newLedger(t, newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout)),
 	}
 	const requests, cost, limit = 50, 7, 70
 	ks := budgettest.Keys(budgettest.Prefix(), 3) // e.g. key usd/day, team usd/day, key rpm
@@ -389,7 +389,7 @@ func TestRedisLedgerTwoReplicas(t *testing.T) {
 // TestRedisLedgerLargeAmounts checks exactness at MaxAmount, where Lua doubles run out.
 func TestRedisLedgerLargeAmounts(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	l := newLedger(t, newClient(t, srv.Addr()))
 	ctx := context.Background()
 	const maxA = redisledger.MaxAmount
 	reserve := func(k string, limit, amount int64) int {
@@ -425,7 +425,7 @@ func TestRedisLedgerLargeAmounts(t *testing.T) {
 // on one counter): the amounts add up, and settling releases both.
 func TestRedisLedgerRepeatedKey(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	l := redisledger.New(newClient(t, srv.Addr()))
+	l := newLedger(t, newClient(t, srv.Addr()))
 	ctx := context.Background()
 	k := budgettest.Prefix() + "c"
 	items := []budget.Item{{Key: k, Limit: 100, Amount: 30}, {Key: k, Limit: 50, Amount: 30}}
@@ -456,7 +456,7 @@ func TestRedisLedgerStaleHoldsDropped(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	r := raw(t, srv)
 	clk := budgettest.NewClock()
-	l := redisledger.New(newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(clk.Now))
+	l := newLedger(t, newClient(t, srv.Addr()), redisledger.WithTimeout(suiteTimeout), redisledger.WithClock(clk.Now))
 	ctx := context.Background()
 	k := budgettest.Prefix() + "c"
 	items := budgettest.Items([]string{k}, 1000, 3)

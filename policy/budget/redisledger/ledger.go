@@ -78,7 +78,7 @@ func WithTimeout(d time.Duration) Option { return func(l *Ledger) { l.timeout = 
 
 // WithKeyPrefix prepends p to every key the ledger touches (e.g. to share a database between
 // environments or tests). p must not contain "{" or "}", which would change the keys' hash
-// tags; New panics if it does.
+// tags; New returns ErrInvalidKeyPrefix if it does.
 func WithKeyPrefix(p string) Option { return func(l *Ledger) { l.prefix = p } }
 
 // WithSettledTTL sets how long a settled reservation is remembered (DefaultSettledTTL when
@@ -96,21 +96,21 @@ func WithClock(now func() time.Time) Option { return func(l *Ledger) { l.now = n
 // New returns a Ledger that uses client, which may be a *redis.Client (single node, or a
 // failover client) or a *redis.ClusterClient. It does not contact Redis.
 //
-// New panics if WithKeyPrefix was given a brace: a static configuration error that would
-// otherwise spread one reservation's keys over several cluster slots.
-func New(client redis.UniversalClient, opts ...Option) *Ledger {
+// New returns ErrInvalidKeyPrefix if WithKeyPrefix was given a brace: a static configuration
+// error that would otherwise spread one reservation's keys over several cluster slots.
+func New(client redis.UniversalClient, opts ...Option) (*Ledger, error) {
 	l := &Ledger{client: client, timeout: DefaultTimeout, settledTTL: DefaultSettledTTL}
 	for _, o := range opts {
 		o(l)
 	}
 	if strings.ContainsAny(l.prefix, "{}") {
-		panic("redisledger: key prefix must not contain { or }")
+		return nil, fmt.Errorf("redisledger: %w (got %q)", ErrInvalidKeyPrefix, l.prefix)
 	}
 	if l.settledTTL < time.Second {
 		l.settledTTL = DefaultSettledTTL
 	}
 	_, l.sameTag = client.(*redis.ClusterClient)
-	return l
+	return l, nil
 }
 
 // LoadScripts loads the scripts into the script cache of every server (every primary of a

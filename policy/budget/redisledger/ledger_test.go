@@ -63,11 +63,19 @@ func newClient(t *testing.T, addr string) redis.UniversalClient {
 	return c
 }
 
+// newLedger returns redisledger.New(client, opts...), failing the test on an error.
+func newLedger(t testing.TB, client redis.UniversalClient, opts ...redisledger.Option) *redisledger.Ledger {
+	t.Helper()
+	l, err := redisledger.New(client, opts...)
+	require.NoError(t, err)
+	return l
+}
+
 func TestInvalidArgumentsNeverReachRedis(t *testing.T) {
 	client := newClient(t, closedAddr(t))
 	hook := &noIOHook{}
 	client.AddHook(hook)
-	l := redisledger.New(client)
+	l := newLedger(t, client)
 	ctx := context.Background()
 	item := func(amount int64) []budget.Item {
 		return []budget.Item{{Key: "tg:{t:a}:c0", Limit: 100, Amount: amount}}
@@ -121,7 +129,7 @@ func TestEmptyCallsNeedNoRoundTrip(t *testing.T) {
 	client := newClient(t, closedAddr(t))
 	hook := &noIOHook{}
 	client.AddHook(hook)
-	l := redisledger.New(client)
+	l := newLedger(t, client)
 	ctx := context.Background()
 
 	denied, err := l.Reserve(ctx, "id", nil, time.Minute)
@@ -135,7 +143,7 @@ func TestEmptyCallsNeedNoRoundTrip(t *testing.T) {
 }
 
 func TestUnreachableIsUnavailable(t *testing.T) {
-	l := redisledger.New(newClient(t, closedAddr(t)))
+	l := newLedger(t, newClient(t, closedAddr(t)))
 	ctx := context.Background()
 	items := []budget.Item{{Key: "tg:{t:a}:k:secretish:c0", Limit: 100, Amount: 1}}
 
@@ -155,7 +163,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 
 func TestCanceledContextIsUnavailable(t *testing.T) {
 	srv := startFake(t, func(string) string { return ":-1\r\n" })
-	l := redisledger.New(newClient(t, srv))
+	l := newLedger(t, newClient(t, srv))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := l.Reserve(ctx, "id", []budget.Item{{Key: "k", Limit: 1, Amount: 1}}, time.Minute)
@@ -185,7 +193,7 @@ func TestUnexpectedRepliesAreUnavailable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startFake(t, func(string) string { return tc.reply })
-			l := redisledger.New(newClient(t, srv))
+			l := newLedger(t, newClient(t, srv))
 			denied, err := l.Reserve(context.Background(), "id", items, time.Minute)
 			if tc.ok {
 				require.NoError(t, err)
@@ -199,7 +207,7 @@ func TestUnexpectedRepliesAreUnavailable(t *testing.T) {
 	t.Run("settle", func(t *testing.T) {
 		for reply, ok := range map[string]bool{":1\r\n": true, ":0\r\n": true, ":2\r\n": false, "$-1\r\n": false} {
 			srv := startFake(t, func(string) string { return reply })
-			err := redisledger.New(newClient(t, srv)).Settle(context.Background(), "id", items, []int64{1, 1})
+			err := newLedger(t, newClient(t, srv)).Settle(context.Background(), "id", items, []int64{1, 1})
 			if ok {
 				require.NoError(t, err, reply)
 			} else {
@@ -217,7 +225,7 @@ func TestUnexpectedRepliesAreUnavailable(t *testing.T) {
 			":1\r\n":                       false,
 		} {
 			srv := startFake(t, func(string) string { return reply })
-			b, err := redisledger.New(newClient(t, srv)).Balances(context.Background(), []string{"k"})
+			b, err := newLedger(t, newClient(t, srv)).Balances(context.Background(), []string{"k"})
 			if ok {
 				require.NoError(t, err, reply)
 				require.Equal(t, []budget.Balance{{Used: 5, Reserved: 7}}, b)
@@ -242,7 +250,7 @@ func TestNoScriptFallsBackToEval(t *testing.T) {
 		}
 		return ":-1\r\n"
 	})
-	l := redisledger.New(newClient(t, srv))
+	l := newLedger(t, newClient(t, srv))
 	denied, err := l.Reserve(context.Background(), "id", []budget.Item{{Key: "k", Limit: 1, Amount: 1}}, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, -1, denied)
@@ -253,8 +261,31 @@ func TestNoScriptFallsBackToEval(t *testing.T) {
 
 func TestNewRejectsBracesInPrefix(t *testing.T) {
 	client := newClient(t, closedAddr(t))
-	require.Panics(t, func() { redisledger.New(client, redisledger.WithKeyPrefix("a{b}")) })
-	require.NotPanics(t, func() { redisledger.New(client, redisledger.WithKeyPrefix("test:1:")) })
+	hook := &noIOHook{}
+	client.AddHook(hook)
+	for _, tc := range []struct {
+		name    string
+		prefix  string
+		wantErr error
+	}{
+		{name: "plain prefix", prefix: "test:1:"},
+		{name: "empty prefix", prefix: ""},
+		{name: "whole hash tag", prefix: "a{b}", wantErr: redisledger.ErrInvalidKeyPrefix},
+		{name: "opening brace", prefix: "tg{", wantErr: redisledger.ErrInvalidKeyPrefix},
+		{name: "closing brace", prefix: "}tg:", wantErr: redisledger.ErrInvalidKeyPrefix},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := redisledger.New(client, redisledger.WithKeyPrefix(tc.prefix))
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				require.Nil(t, l)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, l)
+		})
+	}
+	require.Zero(t, hook.n.Load(), "New must not contact redis")
 }
 
 func TestClusterRequiresOneHashTag(t *testing.T) {
@@ -262,7 +293,7 @@ func TestClusterRequiresOneHashTag(t *testing.T) {
 	t.Cleanup(func() { cc.Close() })
 	hook := &noIOHook{}
 	cc.AddHook(hook)
-	l := redisledger.New(cc)
+	l := newLedger(t, cc)
 	ctx := context.Background()
 	for _, items := range [][]budget.Item{
 		{{Key: "tg:{t:a}:c0", Limit: 1}, {Key: "tg:{t:b}:c1", Limit: 1}},
