@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"hash"
 	"io"
@@ -19,21 +17,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"google.golang.org/grpc"
 
-	"github.com/tollgate-ai/tollgate/extproc"
 	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
 )
-
-// stopGrace bounds how long shutdown waits, after the drain timeout stopped the open
-// streams, for their handlers to settle and emit their audit events. It exceeds extproc's
-// settlement timeout (2s).
-const stopGrace = 5 * time.Second
 
 // gateway holds the snapshot in force and the reload state.
 type gateway struct {
@@ -181,149 +171,6 @@ func listen(addr string) (net.Listener, error) {
 		return net.Listen("unix", path)
 	}
 	return net.Listen("tcp", addr)
-}
-
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "tollgate.yaml", "config file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-
-	// The first load decides the log settings; a broken config never starts a server.
-	l, err := readConfig(*cfgPath)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	l.cfg.ApplyDefaults()
-	log, err := newLogger(l.cfg.Log.Level, l.cfg.Log.Format, stderr)
-	if err != nil {
-		return fmt.Errorf("log.level: %w", err)
-	}
-	defer func() { _ = log.Sync() }()
-	traces, err := openTracing(ctx, log.Named("tracing"))
-	if err != nil {
-		return fmt.Errorf("tracing: %w", err)
-	}
-	defer traces.shutdown() // after the streams ended (below), so their spans are flushed
-
-	cfg := l.cfg
-	ledger, err := openLedger(ctx, cfg.Budget, l.dir, log.Named("ledger"))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := ledger.Close(); err != nil {
-			log.Error("closing the budget ledger", zap.Error(err))
-		}
-	}()
-	g := &gateway{path: *cfgPath, log: log.Named("config"), ledger: ledger.Ledger, ledgerH: ledger, budget: cfg.Budget}
-	if err := g.load(); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tollgate_config_reloads_total", Help: "Config reloads that took effect.",
-	}, func() float64 { return float64(g.reloads.Load()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tollgate_config_reload_failures_total", Help: "Config reloads refused; the last good config kept serving.",
-	}, func() float64 { return float64(g.failed.Load()) }))
-	ledger.register(reg)
-
-	surf, err := openSurfaces(cfg, l.dir, log.Named("listen"), reg)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	g.surfaces = surf
-	lis, err := listen(cfg.Listen.ExtProc)
-	if err != nil {
-		return fmt.Errorf("listen.extproc: %w", err)
-	}
-	adminLis, err := surf.listenAdmin()
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen.admin: %w", err)
-	}
-
-	auditCfg, closeAudit, err := openAudit(cfg.Audit, l.dir, stdout, log, reg)
-	if err != nil {
-		return err
-	}
-	g.audit = auditHealthOf(auditCfg)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := closeAudit(ctx); err != nil {
-			log.Error("closing the audit trail", zap.Error(err))
-		}
-	}()
-	opts := []extproc.Option{extproc.WithMetrics(extproc.NewMetrics(reg, extproc.MetricsOptions{PerKeyLabels: cfg.Metrics.PerKeyLabels})),
-		extproc.WithTracing(traces.provider())}
-	if auditCfg != nil {
-		opts = append(opts, extproc.WithAudit(*auditCfg))
-	}
-	srv := extproc.New(g, log, opts...)
-	gs := grpc.NewServer(append(extproc.GRPCServerOptions(), surf.grpcOptions()...)...)
-	srv.Register(gs)
-	admin := &http.Server{Handler: adminHandler(g, reg, surf), ErrorLog: surf.adminErrorLog(), ReadHeaderTimeout: 5 * time.Second}
-
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go g.watch(watchCtx, cfg.Reload)
-	surf.watch(watchCtx, cfg.Reload)
-
-	errc := make(chan error, 2)
-	go func() { errc <- gs.Serve(lis) }()
-	go func() {
-		if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	g.ready.Store(true)
-	log.Info("tollgate serving",
-		zap.String("version", version),
-		zap.String("extproc", lis.Addr().String()),
-		zap.String("extproc_auth", surf.extprocAuth()),
-		zap.String("admin", adminLis.Addr().String()),
-		zap.String("admin_auth", surf.adminAuth()),
-		zap.Int("keys", g.Snapshot().KeyCount()))
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-
-	// Shutdown: report not ready (Envoy health checks move away), stop watching, let open
-	// streams finish within the drain timeout, then close what is left.
-	g.ready.Store(false)
-	stopWatch()
-	log.Info("draining", zap.Int("open_streams", srv.Active()), zap.Duration("drain_timeout", cfg.Listen.DrainTimeout))
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(cfg.Listen.DrainTimeout):
-		log.Warn("drain timeout; closing open streams", zap.Int("open_streams", srv.Active()))
-		gs.Stop()
-	}
-	// Stop cancels the open streams but does not wait for their handlers, whose deferred work
-	// (settlement, the audit event) must reach the ledger and the audit trail before they
-	// close (deferred above). Wait for it, bounded: a handler stuck in a hung store must not
-	// hold the process forever.
-	select {
-	case <-srv.Idle():
-	case <-time.After(stopGrace):
-		log.Error("streams still running after the shutdown grace; their reservations expire on their own",
-			zap.Int("open_streams", srv.Active()))
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = admin.Shutdown(shutCtx)
-	log.Info("stopped")
-	return serveErr
 }
 
 // adminHandler serves liveness, readiness, metrics and the usage report. Nothing it serves
