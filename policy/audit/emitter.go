@@ -209,9 +209,9 @@ func (e *Emitter) Stats() Stats {
 // Healthy reports whether the audit trail is being written: false when the
 // emitter is closed, its queue is full by count, it refused an event for lack
 // of bytes and has not yet drained to half of QueueMaxBytes, the last Write to
-// any sink failed, or a sink with a Healthy method (FileSink, WebhookSink)
-// reports false. The wiring uses it for the fail-closed mode that refuses new
-// requests while the trail is unwritable.
+// any sink failed, or a sink with a Healthy method (every sink of this
+// package) reports false. The wiring uses it for the fail-closed mode that
+// refuses new requests while the trail is unwritable.
 func (e *Emitter) Healthy() bool {
 	e.mu.RLock()
 	closed := e.closed

@@ -19,6 +19,9 @@ import (
 // concurrently. Write should return quickly: a sink that talks to something
 // slow queues internally (as WebhookSink does), because while Write runs the
 // emitter's queue fills and further events are dropped.
+//
+// The sinks of this package also report Healthy and SinkStats, and all of
+// them pass the conformance suite in package audittest.
 type Sink interface {
 	Write(ctx context.Context, batch [][]byte) error
 	Close() error
@@ -87,10 +90,14 @@ func (s *WriterSink) Write(_ context.Context, batch [][]byte) error {
 	return nil
 }
 
+// Healthy reports whether the last write succeeded and the sink is open. It
+// never waits for a write in progress.
+func (s *WriterSink) Healthy() bool { return !s.unhealthy.Load() }
+
 // SinkStats returns the sink's counters: records written (delivered) and
 // records in failed writes (failed). It never waits for a write in progress.
 func (s *WriterSink) SinkStats() SinkStats {
-	return SinkStats{Type: "writer", Healthy: !s.unhealthy.Load(), Delivered: s.delivered.Load(), Failed: s.failed.Load()}
+	return SinkStats{Type: "writer", Healthy: s.Healthy(), Delivered: s.delivered.Load(), Failed: s.failed.Load()}
 }
 
 // Close writes the checkpoint (when a key was given and records were written)
