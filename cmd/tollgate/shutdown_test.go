@@ -62,7 +62,7 @@ func TestDrainTimeoutSettlesAndAuditsOpenStreams(t *testing.T) {
 			"content-type", "application/json", "x-request-id", "drain-req-1")}}},
 		{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
 			Body: []byte(`{"model":"gpt-4o-mini","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"` +
-				strings.Repeat("lorem ipsum ", 300_000) + `"}]}`), EndOfStream: true}}},
+				strings.Repeat("lorem ipsum ", 100_000) + `"}]}`), EndOfStream: true}}},
 		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: hdr(
 			":status", "200", "content-type", "text/event-stream")}}},
 	} {
