@@ -51,3 +51,20 @@ func BenchmarkAppendQuoted(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWalk validates a chat-like body of about 4 KiB with Object and
+// Array: mostly small objects, so the per-member cost dominates.
+func BenchmarkWalk(b *testing.B) {
+	turn := `{"role":"user","content":"Explain the trade-offs of consistent hashing for cache clusters."}`
+	body := []byte(`{"model":"gpt-4o","stream":true,"max_tokens":1024,"messages":[` +
+		strings.Repeat(turn+",", 40) + turn + `],"temperature":0.2}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var l Lexer
+		l.Reset(body, errInvalid, errDeep)
+		if !skip(&l, 0) || !l.End() {
+			b.Fatal(l.Err)
+		}
+	}
+}

@@ -3,12 +3,12 @@
 // separators, literals, numbers and strings over a byte slice, plus decoding
 // and encoding of string values the way encoding/json does.
 //
-// The walk over objects and arrays stays with each caller, which records
-// what it needs (spans, paths, duplicate keys) in the same pass. A Lexer
-// never allocates on success; its first syntax error is kept in Err with the
-// byte offset and a fixed reason, never the offending bytes, and wraps the
-// sentinels the caller's package exports, so errors.Is keeps working against
-// that package.
+// Object and Array walk the members and elements of a container without a
+// callback: each caller scans the values itself and records what it needs
+// (spans, paths, duplicate keys) in the same pass. A Lexer never allocates on
+// success; its first syntax error is kept in Err with the byte offset and a
+// fixed reason, never the offending bytes, and wraps the sentinels the
+// caller's package exports, so errors.Is keeps working against that package.
 package jsonlex
 
 import (

@@ -1,0 +1,142 @@
+package jsonlex
+
+import "unicode/utf8"
+
+// The states of a container walk.
+const (
+	seqOpen   uint8 = iota // just past the opening byte
+	seqInside              // an element or member was returned
+	seqClosed              // the closing byte was consumed
+	seqFailed              // a syntax error was recorded
+)
+
+// seq is the part of a walk that arrays and objects share: the separators
+// between elements and the closing byte.
+type seq struct {
+	l     *Lexer
+	state uint8
+}
+
+// step moves past the separator before the next element and reports whether
+// there is one (the lexer is then at its first byte). It returns false after
+// the closing byte, or once a syntax error is recorded.
+func (s *seq) step(closing byte) bool {
+	l := s.l
+	switch s.state {
+	case seqOpen:
+		if l.Pos < len(l.B) && l.B[l.Pos] == closing {
+			l.Pos++
+			s.state = seqClosed
+			return false
+		}
+		s.state = seqInside
+		return true
+	case seqInside:
+		more, ok := l.Next(closing)
+		switch {
+		case more:
+			return true
+		case ok:
+			s.state = seqClosed
+		default:
+			s.state = seqFailed
+		}
+	}
+	return false
+}
+
+// Done reports whether the walk ended at the closing byte, rather than at a
+// syntax error. Call it once Next has returned false.
+func (s *seq) Done() bool { return s.state == seqClosed }
+
+// Array walks the elements of one JSON array. The caller scans each element
+// itself, so the walk costs no closure and no allocation:
+//
+//	a := l.Array()
+//	for a.Next() {
+//		// scan the element at l.Pos
+//	}
+//	return a.Done()
+type Array struct{ seq }
+
+// Array starts a walk over the array whose '[' is at l.Pos; the caller has
+// checked that byte and its nesting depth.
+func (l *Lexer) Array() Array {
+	l.Pos++
+	l.SkipWS()
+	return Array{seq{l: l}}
+}
+
+// Next reports whether there is another element, leaving the lexer at its
+// first byte. It returns false after the closing ']' or a syntax error, which
+// Done tells apart.
+func (a *Array) Next() bool { return a.step(']') }
+
+// Object walks the members of one JSON object. Next scans each key and the
+// colon after it, leaving the lexer at the member's value for the caller to
+// scan, so the walk costs no closure and no allocation:
+//
+//	o := l.Object()
+//	for o.Next() {
+//		key := o.Key()
+//		// scan the value at l.Pos
+//	}
+//	return o.Done()
+type Object struct {
+	seq
+	// KeyStart and KeyEnd delimit the current member's key token in the
+	// input, quotes included.
+	KeyStart, KeyEnd int
+	// KeyFlags are the Escaped and NonASCII flags of that key.
+	KeyFlags uint8
+}
+
+// Object starts a walk over the object whose '{' is at l.Pos; the caller has
+// checked that byte and its nesting depth.
+func (l *Lexer) Object() Object {
+	l.Pos++
+	l.SkipWS()
+	return Object{seq: seq{l: l}}
+}
+
+// Next reports whether there is another member. It scans the member's key
+// (recorded in KeyStart, KeyEnd and KeyFlags) and the colon, leaving the
+// lexer at the first byte of the value. It returns false after the closing
+// '}' or a syntax error, which Done tells apart.
+func (o *Object) Next() bool {
+	if !o.step('}') {
+		return false
+	}
+	l := o.l
+	if l.Pos >= len(l.B) || l.B[l.Pos] != '"' {
+		o.state = seqFailed
+		return l.Fail("expected object key")
+	}
+	o.KeyStart = l.Pos
+	flags, ok := l.Str()
+	o.KeyEnd, o.KeyFlags = l.Pos, flags
+	if !ok || !l.Colon() {
+		o.state = seqFailed
+		return false
+	}
+	return true
+}
+
+// RawKey returns the current key's bytes between its quotes.
+func (o *Object) RawKey() []byte { return o.l.B[o.KeyStart+1 : o.KeyEnd-1] }
+
+// Key returns the current key decoded, for comparing keys (see CanonicalKey).
+func (o *Object) Key() []byte { return CanonicalKey(o.RawKey(), o.KeyFlags) }
+
+// CanonicalKey returns the decoded form of a key's raw contents (flags as Str
+// reported them), used to compare keys: the raw bytes themselves when no
+// decoding is needed (the common case, no allocation), otherwise a decoded
+// copy. Decoding follows encoding/json, so keys that a Go provider would
+// merge compare equal.
+func CanonicalKey(raw []byte, flags uint8) []byte {
+	if flags&Escaped == 0 && (flags&NonASCII == 0 || utf8.Valid(raw)) {
+		return raw
+	}
+	dec, _ := Unquote(make([]byte, 0, len(raw)), raw)
+	return dec
+}
