@@ -57,49 +57,27 @@ func (s *scanner) object(depth int) bool {
 	if depth > MaxDepth {
 		return s.TooDeep()
 	}
-	s.Pos++
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
-		s.Pos++
-		return true
-	}
-	for {
-		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
-			return s.Fail("expected object key")
-		}
-		if _, ok := s.Str(); !ok {
+	o := s.Object()
+	for o.Next() {
+		if !s.value(depth) {
 			return false
 		}
-		if !s.Colon() || !s.value(depth) {
-			return false
-		}
-		more, ok := s.Next('}')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return o.Done()
 }
 
 // countArray scans a top-level member's array value (at s.Pos) and counts its
 // elements.
 func (s *scanner) countArray() (int, bool) {
-	s.Pos++ // '['
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == ']' {
-		s.Pos++
-		return 0, true
-	}
 	n := 0
-	for {
+	a := s.Array()
+	for a.Next() {
 		if !s.value(2) {
 			return n, false
 		}
 		n++
-		more, ok := s.Next(']')
-		if !ok || !more {
-			return n, ok
-		}
 	}
+	return n, a.Done()
 }
 
 // array scans an array whose '[' is at s.Pos; depth counts this array.
@@ -107,19 +85,11 @@ func (s *scanner) array(depth int) bool {
 	if depth > MaxDepth {
 		return s.TooDeep()
 	}
-	s.Pos++
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == ']' {
-		s.Pos++
-		return true
-	}
-	for {
+	a := s.Array()
+	for a.Next() {
 		if !s.value(depth) {
 			return false
 		}
-		more, ok := s.Next(']')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return a.Done()
 }
