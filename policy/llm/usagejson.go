@@ -50,26 +50,11 @@ func spanObject(s *scanner, depth int, nest string, sp, inner *spans) bool {
 	if depth > MaxDepth {
 		return s.TooDeep()
 	}
-	s.Pos++
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
-		s.Pos++
-		return true
-	}
-	for {
-		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
-			return s.Fail("expected object key")
-		}
-		keyStart := s.Pos
-		flags, ok := s.Str()
-		if !ok {
-			return false
-		}
-		key := canonicalKey(s.B[keyStart+1:s.Pos-1], flags)
-		if !s.Colon() {
-			return false
-		}
+	o := s.Object()
+	for o.Next() {
+		key := o.Key()
 		start := s.Pos
+		var ok bool
 		if nest != "" && string(key) == nest && s.Pos < len(s.B) && s.B[s.Pos] == '{' {
 			*inner = spans{}
 			ok = spanObject(s, depth+1, "", inner, nil)
@@ -87,11 +72,8 @@ func spanObject(s *scanner, depth int, nest string, sp, inner *spans) bool {
 		case "usage":
 			sp.usage = s.B[start:s.Pos]
 		}
-		more, ok := s.Next('}')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return o.Done()
 }
 
 // jsonString decodes raw, a scanned JSON value, if it is a string of at most
