@@ -194,25 +194,10 @@ func usageOnlyJSON(b []byte) bool {
 	if s.Pos >= len(b) || b[s.Pos] != '{' {
 		return false
 	}
-	s.Pos++
-	s.SkipWS()
 	emptyChoices, usage := false, false
-	if s.Pos < len(b) && b[s.Pos] == '}' {
-		return false
-	}
-	for {
-		if s.Pos >= len(b) || b[s.Pos] != '"' {
-			return false
-		}
-		ks := s.Pos
-		flags, ok := s.Str()
-		if !ok {
-			return false
-		}
-		key := canonicalKey(b[ks+1:s.Pos-1], flags)
-		if !s.Colon() {
-			return false
-		}
+	o := s.Object()
+	for o.Next() {
+		key := o.Key()
 		vs := s.Pos
 		if !s.value(1) {
 			return false
@@ -224,13 +209,6 @@ func usageOnlyJSON(b []byte) bool {
 		case "usage":
 			usage = v[0] == '{'
 		}
-		more, ok := s.Next('}')
-		if !ok {
-			return false
-		}
-		if !more {
-			break
-		}
 	}
-	return emptyChoices && usage && s.End()
+	return o.Done() && emptyChoices && usage && s.End()
 }
