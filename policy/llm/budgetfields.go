@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+
+	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Names of the top-level fields that cap a request's output tokens. They are
@@ -126,46 +128,26 @@ func (p *requestParser) streamOptions(dup bool) bool {
 		}
 		return ok
 	}
-	s.Pos++
-	s.SkipWS()
 	last := 0
 	var include span
-	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
-		s.Pos++
-	} else {
-		for {
-			if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
-				return s.Fail("expected object key")
-			}
-			keyStart := s.Pos
-			flags, ok := s.Str()
-			if !ok {
-				return false
-			}
-			isInclude := string(canonicalKey(s.B[keyStart+1:s.Pos-1], flags)) == "include_usage"
-			if !s.Colon() {
-				return false
-			}
-			valueStart := s.Pos
-			if !s.value(2) {
-				return false
-			}
-			if isInclude {
-				if include.end > 0 {
-					p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options.include_usage"))
-				} else {
-					include = span{valueStart, s.Pos}
-				}
-			}
-			last = s.Pos
-			more, ok := s.Next('}')
-			if !ok {
-				return false
-			}
-			if !more {
-				break
+	o := s.Object()
+	for o.Next() {
+		isInclude := string(o.Key()) == "include_usage"
+		valueStart := s.Pos
+		if !s.value(2) {
+			return false
+		}
+		if isInclude {
+			if include.end > 0 {
+				p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "stream_options.include_usage"))
+			} else {
+				include = span{valueStart, s.Pos}
 			}
 		}
+		last = s.Pos
+	}
+	if !o.Done() {
+		return false
 	}
 	if !dup {
 		e := &p.req.edits
@@ -320,31 +302,23 @@ func (p *requestParser) include() bool {
 		p.wantLogprobs("include")
 		return s.value(1)
 	}
-	s.Pos++
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == ']' {
-		s.Pos++
-		return true
-	}
-	for {
+	a := s.Array()
+	for a.Next() {
 		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
 			p.wantLogprobs("include")
 			if !s.value(2) {
 				return false
 			}
-		} else {
-			start := s.Pos
-			flags, ok := s.Str()
-			if !ok {
-				return false
-			}
-			if bytes.Contains(bytes.ToLower(canonicalKey(s.B[start+1:s.Pos-1], flags)), []byte("logprob")) {
-				p.wantLogprobs("include")
-			}
+			continue
 		}
-		more, ok := s.Next(']')
-		if !ok || !more {
-			return ok
+		start := s.Pos
+		flags, ok := s.Str()
+		if !ok {
+			return false
+		}
+		if bytes.Contains(bytes.ToLower(jsonlex.CanonicalKey(s.B[start+1:s.Pos-1], flags)), []byte("logprob")) {
+			p.wantLogprobs("include")
 		}
 	}
+	return a.Done()
 }
