@@ -118,31 +118,14 @@ func (p *requestParser) topObject() bool {
 	}
 	p.req.edits.bodyLen = len(s.B)
 	p.req.edits.open = s.Pos
-	s.Pos++ // '{'
-	s.SkipWS()
-	if s.Pos < len(s.B) && s.B[s.Pos] == '}' {
-		s.Pos++
-		return true
-	}
-	for {
-		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
-			return s.Fail("expected object key")
-		}
-		keyStart := s.Pos
-		flags, ok := s.Str()
-		if !ok {
-			return false
-		}
-		key := canonicalKey(s.B[keyStart+1:s.Pos-1], flags)
-		if !s.Colon() || !p.member(key, keyStart) {
+	o := s.Object()
+	for o.Next() {
+		if !p.member(o.Key(), o.KeyStart) {
 			return false
 		}
 		p.req.edits.last = s.Pos
-		more, ok := s.Next('}')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return o.Done()
 }
 
 // member scans the value of one top-level member whose canonical key is key.
@@ -269,18 +252,6 @@ func (p *requestParser) finish() (Request, error) {
 	}
 	p.req.Choices = max(p.req.Choices, 1)
 	return p.req, nil
-}
-
-// canonicalKey returns the decoded form of a key's raw contents, used to
-// compare keys: the raw bytes themselves when no decoding is needed (the
-// common case, no allocation), otherwise a decoded copy. Decoding follows
-// encoding/json, so keys that a Go provider would merge compare equal.
-func canonicalKey(raw []byte, flags uint8) []byte {
-	if flags&jsonlex.Escaped == 0 && (flags&jsonlex.NonASCII == 0 || utf8.Valid(raw)) {
-		return raw
-	}
-	dec, _ := jsonlex.Unquote(make([]byte, 0, len(raw)), raw)
-	return dec
 }
 
 // keySet detects duplicate top-level keys. Request bodies have a handful of
