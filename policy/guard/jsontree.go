@@ -98,46 +98,26 @@ func (t *jtree) object(i int32, depth int) bool {
 	if depth > MaxDepth {
 		return w.TooDeep()
 	}
-	w.Pos++
-	w.SkipWS()
-	if w.Pos < len(w.B) && w.B[w.Pos] == '}' {
-		w.Pos++
-		return true
-	}
 	var big map[string]struct{}
 	prev, members := int32(-1), 0
-	for {
-		if w.Pos >= len(w.B) || w.B[w.Pos] != '"' {
-			return w.Fail("expected object key")
-		}
-		ks := w.Pos
-		kflags, ok := w.Str()
-		if !ok {
-			return false
-		}
-		if t.duplicate(i, canonicalKey(w.B[ks+1:w.Pos-1], kflags), members, &big) {
+	o := w.Object()
+	for o.Next() {
+		if t.duplicate(i, o.Key(), members, &big) {
 			if w.Err == nil {
 				w.Err = ErrDuplicateKey
 			}
 			return false
 		}
 		members++
-		ke := w.Pos
-		if !w.Colon() {
-			return false
-		}
 		c, ok := t.value(depth)
 		if !ok {
 			return false
 		}
-		t.nodes[c].kstart, t.nodes[c].kend, t.nodes[c].kflags = int32(ks), int32(ke), kflags
+		t.nodes[c].kstart, t.nodes[c].kend, t.nodes[c].kflags = int32(o.KeyStart), int32(o.KeyEnd), o.KeyFlags
 		t.link(i, prev, c)
 		prev = c
-		more, ok := w.Next('}')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return o.Done()
 }
 
 // array parses the elements of the array node i.
@@ -146,25 +126,17 @@ func (t *jtree) array(i int32, depth int) bool {
 	if depth > MaxDepth {
 		return w.TooDeep()
 	}
-	w.Pos++
-	w.SkipWS()
-	if w.Pos < len(w.B) && w.B[w.Pos] == ']' {
-		w.Pos++
-		return true
-	}
 	prev := int32(-1)
-	for {
+	a := w.Array()
+	for a.Next() {
 		c, ok := t.value(depth)
 		if !ok {
 			return false
 		}
 		t.link(i, prev, c)
 		prev = c
-		more, ok := w.Next(']')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return a.Done()
 }
 
 // duplicate reports whether object i, which has n members so far, already
@@ -173,8 +145,7 @@ func (t *jtree) array(i int32, depth int) bool {
 func (t *jtree) duplicate(i int32, key []byte, n int, big *map[string]struct{}) bool {
 	if *big == nil && n < smallKeys {
 		for c := t.nodes[i].child; c >= 0; c = t.nodes[c].next {
-			nd := &t.nodes[c]
-			if bytes.Equal(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags), key) {
+			if bytes.Equal(t.key(c), key) {
 				return true
 			}
 		}
@@ -183,8 +154,7 @@ func (t *jtree) duplicate(i int32, key []byte, n int, big *map[string]struct{}) 
 	if *big == nil {
 		*big = make(map[string]struct{}, 4*smallKeys)
 		for c := t.nodes[i].child; c >= 0; c = t.nodes[c].next {
-			nd := &t.nodes[c]
-			(*big)[string(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags))] = struct{}{}
+			(*big)[string(t.key(c))] = struct{}{}
 		}
 	}
 	if _, ok := (*big)[string(key)]; ok {
@@ -192,6 +162,12 @@ func (t *jtree) duplicate(i int32, key []byte, n int, big *map[string]struct{}) 
 	}
 	(*big)[string(key)] = struct{}{}
 	return false
+}
+
+// key returns the decoded key of member node c.
+func (t *jtree) key(c int32) []byte {
+	nd := &t.nodes[c]
+	return jsonlex.CanonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags)
 }
 
 // link appends child c to parent i after prev.
@@ -224,7 +200,7 @@ func (t *jtree) member(n int32, name string) int32 {
 			// ASCII case folding keeps the length (names are ASCII).
 			continue
 		}
-		if bytes.EqualFold(canonicalKey(t.w.B[nd.kstart+1:nd.kend-1], nd.kflags), []byte(name)) {
+		if bytes.EqualFold(t.key(c), []byte(name)) {
 			if found >= 0 {
 				t.bad = true
 				return -1
