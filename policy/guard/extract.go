@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
@@ -195,12 +194,6 @@ func (w *walker) object(n *node, depth int) bool {
 	if depth > MaxDepth {
 		return w.TooDeep()
 	}
-	w.Pos++
-	w.SkipWS()
-	if w.Pos < len(w.B) && w.B[w.Pos] == '}' {
-		w.Pos++
-		return true
-	}
 	base := len(w.keys)
 	defer func() {
 		clear(w.keys[base:])
@@ -209,35 +202,24 @@ func (w *walker) object(n *node, depth int) bool {
 	var big map[string]struct{}
 	// A typed binary member (see binTyped) is decided when the object ends.
 	typedLoc, typedBinary := -1, false
-	for {
-		if w.Pos >= len(w.B) || w.B[w.Pos] != '"' {
-			return w.Fail("expected object key")
-		}
-		keyStart := w.Pos
-		flags, ok := w.Str()
-		if !ok {
-			return false
-		}
-		keyEnd := w.Pos
-		key := canonicalKey(w.B[keyStart+1:keyEnd-1], flags)
+	o := w.Object()
+	for o.Next() {
+		key := o.Key()
 		if w.duplicate(key, base, &big) {
 			if w.Err == nil {
-				w.Err = fmt.Errorf("%w at offset %d", ErrDuplicateKey, keyStart)
+				w.Err = fmt.Errorf("%w at offset %d", ErrDuplicateKey, o.KeyStart)
 			}
-			return false
-		}
-		if !w.Colon() {
 			return false
 		}
 		child, name, scanKey := n.child(key, w.req)
 		if scanKey {
-			w.locs = append(w.locs, loc{start: int32(keyStart), end: int32(keyEnd), flags: flags, keep: true, path: w.pathID()})
+			w.locs = append(w.locs, loc{start: int32(o.KeyStart), end: int32(o.KeyEnd), flags: o.KeyFlags, keep: true, path: w.pathID()})
 		}
 		if name != "" && name != idSuffix {
 			w.push(name, -1)
 		}
 		nlocs, vstart := len(w.locs), w.Pos
-		ok = w.value(child, depth)
+		ok := w.value(child, depth)
 		if name != "" && name != idSuffix {
 			w.pop()
 		}
@@ -250,13 +232,9 @@ func (w *walker) object(n *node, depth int) bool {
 		case n != nil && n.req && name == "type":
 			typedBinary = isBinaryType(w.B[vstart:w.Pos])
 		}
-		more, ok := w.Next('}')
-		if !ok {
-			return false
-		}
-		if !more {
-			break
-		}
+	}
+	if !o.Done() {
+		return false
 	}
 	if typedLoc >= 0 && typedBinary && w.pureBase64(w.locs[typedLoc]) {
 		w.locs = slices.Delete(w.locs, typedLoc, typedLoc+1)
@@ -297,12 +275,6 @@ func (w *walker) array(n *node, depth int) bool {
 	if depth > MaxDepth {
 		return w.TooDeep()
 	}
-	w.Pos++
-	w.SkipWS()
-	if w.Pos < len(w.B) && w.B[w.Pos] == ']' {
-		w.Pos++
-		return true
-	}
 	var child *node
 	indexed := false
 	if n != nil {
@@ -312,7 +284,8 @@ func (w *walker) array(n *node, depth int) bool {
 			child, indexed = n.elem, n.elem != nil
 		}
 	}
-	for i := int32(0); ; i++ {
+	a := w.Array()
+	for i := int32(0); a.Next(); i++ {
 		if indexed {
 			w.push("", i)
 		}
@@ -323,11 +296,8 @@ func (w *walker) array(n *node, depth int) bool {
 		if !ok {
 			return false
 		}
-		more, ok := w.Next(']')
-		if !ok || !more {
-			return ok
-		}
 	}
+	return a.Done()
 }
 
 // push enters a path segment; pop leaves it.
@@ -384,16 +354,4 @@ func (w *walker) pathString(id int32) string {
 		return "(body)"
 	}
 	return string(b)
-}
-
-// canonicalKey returns the decoded form of a key's raw contents, used to
-// compare keys: the raw bytes themselves when no decoding is needed (no
-// allocation), otherwise a decoded copy. Decoding follows encoding/json, so
-// keys a Go provider would merge compare equal.
-func canonicalKey(raw []byte, flags uint8) []byte {
-	if flags&jsonlex.Escaped == 0 && (flags&jsonlex.NonASCII == 0 || utf8.Valid(raw)) {
-		return raw
-	}
-	dec, _ := jsonlex.Unquote(make([]byte, 0, len(raw)), raw)
-	return dec
 }
