@@ -140,3 +140,55 @@ func CanonicalKey(raw []byte, flags uint8) []byte {
 	dec, _ := Unquote(make([]byte, 0, len(raw)), raw)
 	return dec
 }
+
+// MaxDepth is the deepest nesting of objects and arrays that Value accepts;
+// a top-level container counts as depth 1. Real bodies nest fewer than 20
+// levels; the cap bounds recursion on hostile input.
+const MaxDepth = 128
+
+// Value scans one JSON value at l.Pos, nested at most MaxDepth deep; depth is
+// the number of containers already open around it.
+func (l *Lexer) Value(depth int) bool {
+	if l.Pos >= len(l.B) {
+		return l.Fail("unexpected end of input")
+	}
+	c := l.B[l.Pos]
+	if c != '{' && c != '[' {
+		return l.Scalar()
+	}
+	if depth >= MaxDepth {
+		return l.TooDeep()
+	}
+	// A value that fails ends the loop before the closing byte, so Done
+	// reports the failure.
+	if c == '[' {
+		a := l.Array()
+		for a.Next() && l.Value(depth+1) {
+		}
+		return a.Done()
+	}
+	o := l.Object()
+	for o.Next() && l.Value(depth+1) {
+	}
+	return o.Done()
+}
+
+// Scalar scans the string, literal or number at l.Pos, which holds a byte
+// (anything but the start of an object or array is refused).
+func (l *Lexer) Scalar() bool {
+	switch c := l.B[l.Pos]; {
+	case c == '"':
+		_, ok := l.Str()
+		return ok
+	case c == 't':
+		return l.Literal("true")
+	case c == 'f':
+		return l.Literal("false")
+	case c == 'n':
+		return l.Literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return l.Number()
+	default:
+		return l.Fail("invalid character")
+	}
+}

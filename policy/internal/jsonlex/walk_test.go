@@ -9,52 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// testMaxDepth bounds skip's recursion on fuzzed input.
-const testMaxDepth = 64
-
-// skip validates the value at l.Pos with Object and Array, the way the
-// callers' validators do; depth counts the containers around it.
-func skip(l *Lexer, depth int) bool {
-	if l.Pos >= len(l.B) {
-		return l.Fail("unexpected end of input")
-	}
-	switch c := l.B[l.Pos]; {
-	case c == '{' || c == '[':
-		if depth >= testMaxDepth {
-			return l.TooDeep()
-		}
-		if c == '[' {
-			a := l.Array()
-			for a.Next() {
-				if !skip(l, depth+1) {
-					return false
-				}
-			}
-			return a.Done()
-		}
-		o := l.Object()
-		for o.Next() {
-			if !skip(l, depth+1) {
-				return false
-			}
-		}
-		return o.Done()
-	case c == '"':
-		_, ok := l.Str()
-		return ok
-	case c == 't':
-		return l.Literal("true")
-	case c == 'f':
-		return l.Literal("false")
-	case c == 'n':
-		return l.Literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return l.Number()
-	default:
-		return l.Fail("invalid character")
-	}
-}
-
 // member is what an Object walk reports for one member.
 type member struct {
 	token string // the key token, quotes included
@@ -73,7 +27,7 @@ func walkObject(s string) ([]member, bool, *Lexer) {
 	for o.Next() {
 		m := member{token: s[o.KeyStart:o.KeyEnd], key: string(o.Key()), flags: o.KeyFlags}
 		start := l.Pos
-		if !skip(l, 1) {
+		if !l.Value(1) {
 			return got, o.Done(), l
 		}
 		m.value = s[start:l.Pos]
@@ -157,7 +111,7 @@ func TestArray(t *testing.T) {
 			var elems []string
 			for a.Next() {
 				start := l.Pos
-				if !skip(l, 1) {
+				if !l.Value(1) {
 					break
 				}
 				elems = append(elems, tc.in[start:l.Pos])
@@ -174,6 +128,49 @@ func TestArray(t *testing.T) {
 	}
 }
 
+// nest returns a value nested depth containers deep: arrays, objects, or
+// both in turn.
+func nest(depth int, objects func(level int) bool) string {
+	var open, closing strings.Builder
+	for i := range depth {
+		if objects(i) {
+			open.WriteString(`{"a":`)
+		} else {
+			open.WriteString(`[`)
+		}
+	}
+	for i := depth - 1; i >= 0; i-- {
+		if objects(i) {
+			closing.WriteString(`}`)
+		} else {
+			closing.WriteString(`]`)
+		}
+	}
+	return open.String() + "1" + closing.String()
+}
+
+func TestValueDepth(t *testing.T) {
+	for name, objects := range map[string]func(int) bool{
+		"arrays":  func(int) bool { return false },
+		"objects": func(int) bool { return true },
+		"mixed":   func(i int) bool { return i%2 == 1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := lex(nest(MaxDepth, objects))
+			require.True(t, l.Value(0) && l.End())
+			require.NoError(t, l.Err)
+
+			l = lex(nest(MaxDepth+1, objects))
+			require.False(t, l.Value(0))
+			require.ErrorIs(t, l.Err, errInvalid)
+			require.ErrorIs(t, l.Err, errDeep)
+			before := string(l.B[:l.Pos])
+			require.Equal(t, MaxDepth, strings.Count(before, "[")+strings.Count(before, "{"))
+			require.Contains(t, "[{", string(l.B[l.Pos]), "the error is at the container past the limit")
+		})
+	}
+}
+
 // TestWalkAfterEnd: once a walk has ended, at the closing byte or at an
 // error, Next keeps returning false and consumes nothing.
 func TestWalkAfterEnd(t *testing.T) {
@@ -181,7 +178,7 @@ func TestWalkAfterEnd(t *testing.T) {
 		l := lex(in)
 		o := l.Object()
 		for o.Next() {
-			if !skip(l, 1) {
+			if !l.Value(1) {
 				break
 			}
 		}
@@ -193,7 +190,7 @@ func TestWalkAfterEnd(t *testing.T) {
 	l := lex(`[1]x`)
 	a := l.Array()
 	for a.Next() {
-		require.True(t, skip(l, 1))
+		require.True(t, l.Value(1))
 	}
 	require.True(t, a.Done())
 	require.False(t, a.Next())
@@ -219,7 +216,7 @@ func countMembers(b []byte) (int, bool) {
 	o := l.Object()
 	n := 0
 	for o.Next() {
-		if len(o.Key()) == 0 || !skip(&l, 1) {
+		if len(o.Key()) == 0 || !l.Value(1) {
 			return n, false
 		}
 		n++
@@ -232,16 +229,18 @@ func countMembers(b []byte) (int, bool) {
 // members in the same order, keys decoded alike and values byte for byte.
 func FuzzWalk(f *testing.F) {
 	for _, s := range []string{`{}`, `[]`, `{"a":[1,{"b":null}],"c":"d"}`, `{"a":1,}`, `[1,]`, `{"a" 1}`, `{"\u0061":1,"é":2}`,
-		` { "a" : [ ] , "b" : { } } `, `{"a":1]`, `[{"a":1}}`, "{\"\xff\":1}", `{"a":1}{`, `"x"`, strings.Repeat("[", 70)} {
+		` { "a" : [ ] , "b" : { } } `, `{"a":1]`, `[{"a":1}}`, "{\"\xff\":1}", `{"a":1}{`, `"x"`, strings.Repeat("[", 130) + strings.Repeat("]", 130)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var l Lexer
 		l.Reset(b, errInvalid, errDeep)
 		l.SkipWS()
-		ok := skip(&l, 0) && l.End()
-		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) < testMaxDepth {
+		ok := l.Value(0) && l.End()
+		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) <= MaxDepth {
 			require.Equal(t, json.Valid(b), ok)
+		} else if !ok && json.Valid(b) {
+			require.ErrorIs(t, l.Err, errDeep)
 		}
 		if !ok {
 			require.Error(t, l.Err)
