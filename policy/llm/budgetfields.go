@@ -62,7 +62,7 @@ func (p *requestParser) maxTokens(i int, dup bool) bool {
 	start := s.Pos
 	n, isCount := int64(0), false
 	if s.Pos >= len(s.B) {
-		return s.value(1) // reports the end of input
+		return s.Value(1) // reports the end of input
 	}
 	switch c := s.B[s.Pos]; {
 	case c == 'n':
@@ -80,7 +80,7 @@ func (p *requestParser) maxTokens(i int, dup bool) bool {
 		}
 	default:
 		p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
-		return s.value(1)
+		return s.Value(1)
 	}
 	if !dup {
 		p.req.edits.max[i] = span{start, s.Pos}
@@ -121,7 +121,7 @@ func (p *requestParser) streamOptions(dup bool) bool {
 	}
 	start := s.Pos
 	if s.Pos >= len(s.B) || s.B[s.Pos] != '{' {
-		ok := s.value(1)
+		ok := s.Value(1)
 		if ok && !dup {
 			p.req.edits.opts = span{start, s.Pos}
 			p.req.edits.optsKind = s.B[start]
@@ -134,7 +134,7 @@ func (p *requestParser) streamOptions(dup bool) bool {
 	for o.Next() {
 		isInclude := string(o.Key()) == "include_usage"
 		valueStart := s.Pos
-		if !s.value(2) {
+		if !s.Value(2) {
 			return false
 		}
 		if isInclude {
@@ -271,7 +271,7 @@ func (p *requestParser) choices(name string, dup bool) bool {
 	start := s.Pos
 	if s.Pos >= len(s.B) || !(s.B[s.Pos] == '-' || s.B[s.Pos] >= '0' && s.B[s.Pos] <= '9') {
 		p.setFieldErr(fmt.Errorf("%w: %q must be a non-negative integer", ErrInvalidField, name))
-		return s.value(1)
+		return s.Value(1)
 	}
 	if !s.Number() {
 		return false
@@ -292,7 +292,7 @@ func (p *requestParser) choices(name string, dup bool) bool {
 func (p *requestParser) include() bool {
 	s := &p.s
 	if s.Pos >= len(s.B) {
-		return s.value(1)
+		return s.Value(1)
 	}
 	switch s.B[s.Pos] {
 	case 'n':
@@ -300,13 +300,13 @@ func (p *requestParser) include() bool {
 	case '[':
 	default:
 		p.wantLogprobs("include")
-		return s.value(1)
+		return s.Value(1)
 	}
 	a := s.Array()
 	for a.Next() {
 		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
 			p.wantLogprobs("include")
-			if !s.value(2) {
+			if !s.Value(2) {
 				return false
 			}
 			continue

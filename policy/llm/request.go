@@ -79,7 +79,7 @@ func ParseRequest(body []byte) (Request, error) {
 	p.s.Reset(body, ErrInvalidJSON, ErrTooDeep)
 	p.s.SkipWS()
 	if p.s.Pos < len(body) && body[p.s.Pos] != '{' {
-		if p.s.value(0) && p.s.End() {
+		if p.s.Value(0) && p.s.End() {
 			return Request{}, ErrNotObject
 		}
 		return Request{}, p.s.Err
@@ -145,7 +145,7 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		}
 		if s.Pos >= len(s.B) || s.B[s.Pos] != '"' {
 			p.setFieldErr(fmt.Errorf("%w: %q must be a string", ErrInvalidField, "model"))
-			return s.value(1)
+			return s.Value(1)
 		}
 		start := s.Pos
 		flags, ok := s.Str()
@@ -173,7 +173,7 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			}
 		}
 		p.setFieldErr(fmt.Errorf("%w: %q must be a boolean", ErrInvalidField, "stream"))
-		return s.value(1)
+		return s.Value(1)
 	case FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens:
 		return p.maxTokens(maxFieldIndex(string(key)), dup)
 	case "stream_options":
@@ -190,7 +190,7 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
 		}
 		start := s.Pos
-		if !s.value(1) {
+		if !s.Value(1) {
 			return false
 		}
 		v := string(s.B[start:s.Pos])
@@ -207,12 +207,12 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.req.Messages = max(p.req.Messages, n)
 			return ok
 		}
-		return s.value(1)
+		return s.Value(1)
 	default:
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: top-level key at offset %d", ErrDuplicateKey, keyStart))
 		}
-		return s.value(1)
+		return s.Value(1)
 	}
 }
 

@@ -51,6 +51,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "invalid utf-8 elsewhere", body: "{\"model\":\"m\",\"x\":\"\xff\xfe\"}", model: "m"},
 		{name: "many keys", body: manyKeys(40, ""), model: "m"},
 		{name: "deep nesting at limit", body: `{"model":"m","x":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`, model: "m"},
+		{name: "messages depth at limit", body: `{"model":"m","messages":[` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `]}`, model: "m"},
+		{name: "include depth at limit", body: `{"model":"m","include":[` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `]}`, model: "m"},
 
 		{name: "duplicate model", body: `{"model":"a","model":"b"}`, err: ErrDuplicateKey},
 		{name: "duplicate model escaped", body: `{"model":"a","mod\u0065l":"b"}`, err: ErrDuplicateKey},
@@ -132,6 +134,9 @@ func TestParseRequest(t *testing.T) {
 		{name: "syntax beats duplicate", body: `{"model":"a","model":"b"`, err: ErrInvalidJSON},
 		{name: "array mismatched close", body: `{"model":"a","x":[1}`, err: ErrInvalidJSON},
 		{name: "deep nesting over limit", body: `{"model":"m","x":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`, err: ErrTooDeep},
+		{name: "messages depth over limit", body: `{"model":"m","messages":[` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `]}`, err: ErrTooDeep},
+		{name: "input depth over limit", body: `{"model":"m","input":[{"a":` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `}]}`, err: ErrTooDeep},
+		{name: "include depth over limit", body: `{"model":"m","include":[` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `]}`, err: ErrTooDeep},
 		{name: "deep objects over limit", body: strings.Repeat(`{"a":`, MaxDepth+1) + `1` + strings.Repeat("}", MaxDepth+1), err: ErrTooDeep},
 		{name: "deep non-object", body: strings.Repeat("[", 10000), err: ErrTooDeep},
 	}

@@ -199,7 +199,7 @@ func usageOnlyJSON(b []byte) bool {
 	for o.Next() {
 		key := o.Key()
 		vs := s.Pos
-		if !s.value(1) {
+		if !s.Value(1) {
 			return false
 		}
 		v := b[vs:s.Pos]

@@ -59,7 +59,7 @@ func spanObject(s *scanner, depth int, nest string, sp, inner *spans) bool {
 			*inner = spans{}
 			ok = spanObject(s, depth+1, "", inner, nil)
 		} else {
-			ok = s.value(depth)
+			ok = s.Value(depth)
 		}
 		if !ok {
 			return false
