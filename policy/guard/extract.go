@@ -43,8 +43,9 @@ type frame struct {
 
 // MaxDepth is the deepest nesting of objects and arrays a body may have. The
 // top-level object counts as depth 1. Real bodies nest fewer than 20 levels;
-// the cap bounds recursion on hostile input.
-const MaxDepth = 128
+// the cap bounds recursion on hostile input. It is the limit policy/llm
+// parses requests with, so a body it accepts is never too deep here.
+const MaxDepth = jsonlex.MaxDepth
 
 // smallKeys is how many keys an object may have before duplicate detection
 // switches from a linear scan to a map, keeping wide objects linear.
@@ -149,16 +150,8 @@ func (w *walker) value(n *node, depth int) bool {
 			w.locs = append(w.locs, loc{start: int32(start), end: int32(w.Pos), flags: flags, keep: n.keep, path: w.pathID()})
 		}
 		return ok
-	case c == 't':
-		return w.Literal("true")
-	case c == 'f':
-		return w.Literal("false")
-	case c == 'n':
-		return w.Literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return w.Number()
 	default:
-		return w.Fail("invalid character")
+		return w.Scalar()
 	}
 }
 

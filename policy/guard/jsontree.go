@@ -77,16 +77,10 @@ func (t *jtree) value(depth int) (int32, bool) {
 		var flags uint8
 		flags, ok = w.Str()
 		t.nodes[i].kind, t.nodes[i].flags = '"', flags
-	case c == 't':
-		t.nodes[i].kind, ok = 't', w.Literal("true")
-	case c == 'f':
-		t.nodes[i].kind, ok = 'f', w.Literal("false")
-	case c == 'n':
-		t.nodes[i].kind, ok = 'n', w.Literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
 		t.nodes[i].kind, ok = '0', w.Number()
-	default:
-		ok = w.Fail("invalid character")
+	default: // 't', 'f' and 'n' are their literals' kinds
+		t.nodes[i].kind, ok = c, w.Scalar()
 	}
 	t.nodes[i].end = int32(w.Pos)
 	return i, ok
