@@ -108,27 +108,6 @@ func (l *Lexer) Colon() bool {
 	return true
 }
 
-// Next consumes the separator after a member or element: more is true after
-// a ',' (with the following whitespace skipped, so a trailing comma fails on
-// the next element), false after the closing byte.
-func (l *Lexer) Next(closing byte) (more, ok bool) {
-	l.SkipWS()
-	if l.Pos >= len(l.B) {
-		return false, l.Fail("unexpected end of input")
-	}
-	switch l.B[l.Pos] {
-	case ',':
-		l.Pos++
-		l.SkipWS()
-		return true, true
-	case closing:
-		l.Pos++
-		return false, true
-	default:
-		return false, l.Fail("expected ',' or closing bracket")
-	}
-}
-
 // Literal scans word, which is true, false or null.
 func (l *Lexer) Literal(word string) bool {
 	if len(l.B)-l.Pos < len(word) || string(l.B[l.Pos:l.Pos+len(word)]) != word {

@@ -10,17 +10,26 @@ const (
 	seqFailed              // a syntax error was recorded
 )
 
-// seq is the part of a walk that arrays and objects share: the separators
-// between elements and the closing byte.
+// seq is the walk that arrays and objects share: the separators between
+// elements, the closing byte and, in an object, each key and its colon. It
+// is one function for both, so that Object.Next and Array.Next inline to a
+// single call per element: the walk costs no more calls than a hand-written
+// loop.
 type seq struct {
-	l     *Lexer
-	state uint8
+	l *Lexer
+	// KeyStart and KeyEnd delimit the current member's key token in the
+	// input, quotes included (objects only).
+	KeyStart, KeyEnd int
+	// KeyFlags are the Escaped and NonASCII flags of that key.
+	KeyFlags uint8
+	state    uint8
 }
 
-// step moves past the separator before the next element and reports whether
-// there is one (the lexer is then at its first byte). It returns false after
+// next moves to the next element of a container closed by closing (']' or
+// '}'): past the separator, and in an object past the key and its colon. It
+// reports whether there is one, leaving the lexer at its value; false after
 // the closing byte, or once a syntax error is recorded.
-func (s *seq) step(closing byte) bool {
+func (s *seq) next(closing byte) bool {
 	l := s.l
 	switch s.state {
 	case seqOpen:
@@ -30,24 +39,50 @@ func (s *seq) step(closing byte) bool {
 			return false
 		}
 		s.state = seqInside
-		return true
 	case seqInside:
-		more, ok := l.Next(closing)
-		switch {
-		case more:
-			return true
-		case ok:
+		l.SkipWS()
+		if l.Pos >= len(l.B) {
+			s.state = seqFailed
+			return l.Fail("unexpected end of input")
+		}
+		switch l.B[l.Pos] {
+		case ',':
+			// The whitespace after it is skipped here, so a trailing
+			// comma fails on the next element.
+			l.Pos++
+			l.SkipWS()
+		case closing:
+			l.Pos++
 			s.state = seqClosed
+			return false
 		default:
 			s.state = seqFailed
+			return l.Fail("expected ',' or closing bracket")
 		}
+	default:
+		return false
 	}
-	return false
+	if closing == ']' {
+		return true
+	}
+	if l.Pos >= len(l.B) || l.B[l.Pos] != '"' {
+		s.state = seqFailed
+		return l.Fail("expected object key")
+	}
+	s.KeyStart = l.Pos
+	flags, ok := l.Str()
+	s.KeyEnd, s.KeyFlags = l.Pos, flags
+	if ok && l.Pos < len(l.B) && l.B[l.Pos] == ':' { // compact JSON, without the call to Colon
+		l.Pos++
+		l.SkipWS()
+		return true
+	}
+	if !ok || !l.Colon() {
+		s.state = seqFailed
+		return false
+	}
+	return true
 }
-
-// Done reports whether the walk ended at the closing byte, rather than at a
-// syntax error. Call it once Next has returned false.
-func (s *seq) Done() bool { return s.state == seqClosed }
 
 // Array walks the elements of one JSON array. The caller scans each element
 // itself, so the walk costs no closure and no allocation:
@@ -57,7 +92,7 @@ func (s *seq) Done() bool { return s.state == seqClosed }
 //		// scan the element at l.Pos
 //	}
 //	return a.Done()
-type Array struct{ seq }
+type Array struct{ s seq }
 
 // Array starts a walk over the array whose '[' is at l.Pos; the caller has
 // checked that byte and its nesting depth.
@@ -70,7 +105,11 @@ func (l *Lexer) Array() Array {
 // Next reports whether there is another element, leaving the lexer at its
 // first byte. It returns false after the closing ']' or a syntax error, which
 // Done tells apart.
-func (a *Array) Next() bool { return a.step(']') }
+func (a *Array) Next() bool { return a.s.next(']') }
+
+// Done reports whether the walk ended at the closing ']', rather than at a
+// syntax error. Call it once Next has returned false.
+func (a *Array) Done() bool { return a.s.state == seqClosed }
 
 // Object walks the members of one JSON object. Next scans each key and the
 // colon after it, leaving the lexer at the member's value for the caller to
@@ -82,45 +121,25 @@ func (a *Array) Next() bool { return a.step(']') }
 //		// scan the value at l.Pos
 //	}
 //	return o.Done()
-type Object struct {
-	seq
-	// KeyStart and KeyEnd delimit the current member's key token in the
-	// input, quotes included.
-	KeyStart, KeyEnd int
-	// KeyFlags are the Escaped and NonASCII flags of that key.
-	KeyFlags uint8
-}
+type Object struct{ seq }
 
 // Object starts a walk over the object whose '{' is at l.Pos; the caller has
 // checked that byte and its nesting depth.
 func (l *Lexer) Object() Object {
 	l.Pos++
 	l.SkipWS()
-	return Object{seq: seq{l: l}}
+	return Object{seq{l: l}}
 }
 
 // Next reports whether there is another member. It scans the member's key
 // (recorded in KeyStart, KeyEnd and KeyFlags) and the colon, leaving the
 // lexer at the first byte of the value. It returns false after the closing
 // '}' or a syntax error, which Done tells apart.
-func (o *Object) Next() bool {
-	if !o.step('}') {
-		return false
-	}
-	l := o.l
-	if l.Pos >= len(l.B) || l.B[l.Pos] != '"' {
-		o.state = seqFailed
-		return l.Fail("expected object key")
-	}
-	o.KeyStart = l.Pos
-	flags, ok := l.Str()
-	o.KeyEnd, o.KeyFlags = l.Pos, flags
-	if !ok || !l.Colon() {
-		o.state = seqFailed
-		return false
-	}
-	return true
-}
+func (o *Object) Next() bool { return o.next('}') }
+
+// Done reports whether the walk ended at the closing '}', rather than at a
+// syntax error. Call it once Next has returned false.
+func (o *Object) Done() bool { return o.state == seqClosed }
 
 // RawKey returns the current key's bytes between its quotes.
 func (o *Object) RawKey() []byte { return o.l.B[o.KeyStart+1 : o.KeyEnd-1] }
@@ -134,7 +153,15 @@ func (o *Object) Key() []byte { return CanonicalKey(o.RawKey(), o.KeyFlags) }
 // copy. Decoding follows encoding/json, so keys that a Go provider would
 // merge compare equal.
 func CanonicalKey(raw []byte, flags uint8) []byte {
-	if flags&Escaped == 0 && (flags&NonASCII == 0 || utf8.Valid(raw)) {
+	if flags == 0 { // inlined: most keys are plain ASCII
+		return raw
+	}
+	return decodeKey(raw, flags)
+}
+
+// decodeKey is CanonicalKey for a key with escapes or non-ASCII bytes.
+func decodeKey(raw []byte, flags uint8) []byte {
+	if flags&Escaped == 0 && utf8.Valid(raw) {
 		return raw
 	}
 	dec, _ := Unquote(make([]byte, 0, len(raw)), raw)
@@ -153,6 +180,10 @@ func (l *Lexer) Value(depth int) bool {
 		return l.Fail("unexpected end of input")
 	}
 	c := l.B[l.Pos]
+	if c == '"' { // the most common value, without the call to Scalar
+		_, ok := l.Str()
+		return ok
+	}
 	if c != '{' && c != '[' {
 		return l.Scalar()
 	}
