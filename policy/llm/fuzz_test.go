@@ -120,6 +120,8 @@ func FuzzWithModel(f *testing.F) {
 		if err != nil {
 			return
 		}
+		requireEditsMatchChain(t, r, body, []editOp{{kind: 'm', model: model}})
+		requireEditsMatchChain(t, r, body, []editOp{{kind: 'c', n: 1 + int64(len(model)), field: FieldMaxTokens}, {kind: 'm', model: model}, {kind: 'u'}})
 		out := r.WithModel(body, model)
 		require.True(t, json.Valid(out))
 		if model == r.Model {

@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -110,6 +111,10 @@ func FuzzWithIncludeUsage(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The gateway's rewrites at once, as one edit list.
+		requireEditsMatchChain(t, r, body, []editOp{{kind: 'm', model: "upstream-model"}, {kind: 'u'},
+			{kind: 'c', n: 100, field: FieldMaxCompletionTokens}})
+		requireEditsMatchChain(t, r, body, []editOp{{kind: 'u'}})
 		in := bytes.Clone(body)
 		out, err := r.WithIncludeUsage(body)
 		require.Equal(t, in, body, "input untouched")
@@ -168,14 +173,16 @@ func maxFieldsJSON(t *testing.T, m map[string]json.RawMessage) (int64, bool) {
 
 func FuzzWithMaxTokens(f *testing.F) {
 	for i, b := range append(rewriteSeeds, fuzzBodies...) {
-		f.Add([]byte(b), uint8(i), int64(i*100))
+		f.Add([]byte(b), uint8(i), int64(i*100), []byte{byte(i), byte(i * 7), byte(i * 13)}, "gpt-4o")
 	}
-	f.Add([]byte(`{"model":"m"}`), uint8(1), int64(-1))
-	f.Fuzz(func(t *testing.T, body []byte, field uint8, n int64) {
+	f.Add([]byte(`{"model":"m"}`), uint8(1), int64(-1), []byte{}, "")
+	f.Add([]byte(`{"model":"m","stream":true,"max_tokens":500,"max_output_tokens":null}`), uint8(2), int64(100), []byte{0, 1, 3, 2, 7, 11}, "upstream")
+	f.Fuzz(func(t *testing.T, body []byte, field uint8, n int64, ops []byte, model string) {
 		r, err := ParseRequest(body)
 		if err != nil {
 			return
 		}
+		requireEditsMatchChain(t, r, body, decodeOps(ops, model, n))
 		before := topMembers(t, body)
 		want, found := maxFieldsJSON(t, before)
 		require.Equal(t, want, r.MaxTokens)
@@ -201,4 +208,108 @@ func FuzzWithMaxTokens(f *testing.F) {
 		require.Equal(t, want2, r2.MaxTokens)
 		requireSameExcept(t, before, after, name)
 	})
+}
+
+// errOpRefused stands for a rewrite the single-rewrite helpers refuse (they
+// return nil).
+var errOpRefused = errors.New("rewrite refused")
+
+// chainOps applies ops the way the gateway did before edit lists: one
+// rewrite at a time with the single-rewrite helpers, parsing the result again
+// before the next. A cap ('c') is the gateway's loop: set the largest cap
+// field to n until none is above it, or write field in when none holds a
+// number.
+func chainOps(r Request, body []byte, ops []editOp) ([]byte, error) {
+	out := body
+	for _, op := range ops {
+		switch op.kind {
+		case 'm':
+			if out = r.WithModel(out, op.model); out == nil {
+				return nil, errOpRefused
+			}
+		case 'u':
+			var err error
+			if out, err = r.WithIncludeUsage(out); err != nil {
+				return nil, err
+			}
+		case 's':
+			if out = r.WithMaxTokens(out, op.field, op.n); out == nil {
+				return nil, errOpRefused
+			}
+		case 'c':
+			if op.n <= 0 || op.field != "" && maxFieldIndex(op.field) < 0 {
+				return nil, errOpRefused
+			}
+			for i := 0; i < 3 && (r.MaxTokens > op.n || r.MaxTokensField == "" && op.field != ""); i++ {
+				f := r.MaxTokensField
+				if f == "" {
+					f = op.field
+				}
+				if out = r.WithMaxTokens(out, f, op.n); out == nil {
+					return nil, errOpRefused
+				}
+				var err error
+				if r, err = ParseRequest(out); err != nil {
+					return nil, err
+				}
+			}
+		}
+		var err error
+		if r, err = ParseRequest(out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeOps turns fuzz bytes into a sequence of rewrites: at most one model
+// (the gateway rewrites it once), the others in any number and order.
+func decodeOps(b []byte, model string, n int64) []editOp {
+	var ops []editOp
+	haveModel := false
+	for _, c := range b {
+		field := maxFields[int(c>>2)%len(maxFields)]
+		v := [...]int64{n, int64(c >> 4), n / 3, -int64(c >> 7)}[(c>>4)%4]
+		switch c % 4 {
+		case 0:
+			if !haveModel {
+				ops = append(ops, editOp{kind: 'm', model: model})
+				haveModel = true
+			}
+		case 1:
+			ops = append(ops, editOp{kind: 'u'})
+		case 2:
+			ops = append(ops, editOp{kind: 's', field: field, n: v})
+		case 3:
+			if c&0x40 != 0 {
+				field = ""
+			}
+			ops = append(ops, editOp{kind: 'c', field: field, n: v})
+		}
+	}
+	return ops
+}
+
+// requireEditsMatchChain checks that one edit list writes exactly the bytes
+// the rewrites applied one at a time wrote, refuses what they refused,
+// returns the body itself exactly when they did, and writes valid JSON that
+// ParseRequest accepts.
+func requireEditsMatchChain(t *testing.T, r Request, body []byte, ops []editOp) {
+	in := bytes.Clone(body)
+	want, wantErr := chainOps(r, body, ops)
+	got, gotErr := applyOps(t, r, body, ops)
+	require.Equal(t, in, body, "input untouched")
+	if wantErr != nil || gotErr != nil {
+		require.Error(t, wantErr, "ops %+v", ops)
+		require.Error(t, gotErr, "ops %+v", ops)
+		if errors.Is(wantErr, ErrInvalidField) {
+			require.ErrorIs(t, gotErr, ErrInvalidField)
+		}
+		return
+	}
+	require.Equal(t, string(want), string(got), "ops %+v", ops)
+	require.Equal(t, &want[0] == &body[0], &got[0] == &body[0], "the body itself exactly when nothing changed")
+	require.True(t, json.Valid(got))
+	_, err := ParseRequest(got)
+	require.NoError(t, err)
 }
