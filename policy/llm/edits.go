@@ -16,7 +16,8 @@ import (
 // Set it up with Reset; it is meant to live on the caller's stack and is
 // not safe for concurrent use.
 type Edits struct {
-	r        *Request
+	r        Request // a copy: a pointer kept in e would move the caller's to the heap
+	ok       bool    // Reset succeeded
 	body     []byte
 	list     [maxEdits]edit
 	n        int
@@ -31,9 +32,10 @@ type Edits struct {
 const maxEdits = 5
 
 // edit replaces body[start:end] (an insertion when start == end) with, in
-// order: a comma if comma is set, "key": if key is not empty, text, and
-// quoted as a JSON string (kindQuoted) or num in decimal (kindNum). The
-// pieces are kept apart so that building an edit never allocates.
+// order: a comma if comma is set, "key": if key is not empty (one of
+// Tollgate's own field names, written as is), text, and quoted as a JSON
+// string (kindQuoted) or num in decimal (kindNum). The pieces are kept apart
+// so that building an edit never allocates.
 type edit struct {
 	start, end int
 	comma      bool
@@ -52,15 +54,14 @@ const (
 )
 
 // Reset starts an empty edit list for body, which must be the slice r was
-// parsed from (ErrBodyMismatch otherwise). r must not change while e is in
-// use.
+// parsed from (ErrBodyMismatch otherwise).
 func (e *Edits) Reset(r *Request, body []byte) error {
 	ms, me := r.modelStart, r.modelEnd
 	if !r.edits.fits(body) || ms < 0 || me > len(body) || me-ms < 2 || body[ms] != '"' || body[me-1] != '"' {
 		*e = Edits{}
 		return ErrBodyMismatch
 	}
-	*e = Edits{r: r, body: body, usage: r.IncludeUsage}
+	*e = Edits{r: *r, ok: true, body: body, usage: r.IncludeUsage}
 	return nil
 }
 
@@ -89,7 +90,7 @@ func (e *Edits) addMember(key string, ed edit) int {
 // edit, for an empty model (which ParseRequest would refuse) and on a second
 // call.
 func (e *Edits) SetModel(model string) bool {
-	if model == "" || e.r == nil || e.model {
+	if model == "" || !e.ok || e.model {
 		return false
 	}
 	e.model = true
@@ -113,7 +114,7 @@ func (e *Edits) SetModel(model string) bool {
 // refuses stream_options on requests that do not stream, so call this only
 // when the request's Stream is true.
 func (e *Edits) IncludeUsage() error {
-	if e.r == nil {
+	if !e.ok {
 		return ErrBodyMismatch
 	}
 	if e.usage {
@@ -148,7 +149,7 @@ func (e *Edits) IncludeUsage() error {
 // FieldMaxCompletionTokens and FieldMaxOutputTokens, or a negative n.
 func (e *Edits) SetMaxTokens(field string, n int64) bool {
 	i := maxFieldIndex(field)
-	if i < 0 || n < 0 || e.r == nil {
+	if i < 0 || n < 0 || !e.ok {
 		return false
 	}
 	if k := e.maxEdit[i]; k > 0 {
@@ -183,7 +184,7 @@ func (e *Edits) maxTokens(i int) (int64, bool) {
 // (its largest cap field, 0 when there is none), and false, having changed
 // nothing, for a field SetMaxTokens refuses or an n that is not positive.
 func (e *Edits) CapMaxTokens(n int64, field string) (int64, bool) {
-	if e.r == nil || n <= 0 || field != "" && maxFieldIndex(field) < 0 {
+	if !e.ok || n <= 0 || field != "" && maxFieldIndex(field) < 0 {
 		return 0, false
 	}
 	largest, found := int64(0), false
@@ -208,7 +209,7 @@ func (e *Edits) CapMaxTokens(n int64, field string) (int64, bool) {
 // body itself when there is none. Edits apply in the order of their offsets;
 // insertions at one offset in the order they were made.
 func (e *Edits) Apply() []byte {
-	if e.r == nil {
+	if !e.ok {
 		return nil
 	}
 	if e.n == 0 {
