@@ -277,62 +277,46 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	return f, nil
 }
 
-// rewrite applies the body changes, re-parsing after each so byte spans stay exact: the
-// upstream model name, stream_options.include_usage on streamed OpenAI-style requests (so
-// usage can be settled), the request policy's output cap (capOut, clamped or written in),
-// and, when configured, the output cap that was reserved. It returns the body and the output
-// tokens to reserve per choice.
+// rewrite applies the body changes as one edit list on the body req was parsed from, so the
+// body is not parsed again: the upstream model name, stream_options.include_usage on
+// streamed OpenAI-style requests (so usage can be settled), the request policy's output cap
+// (capOut, clamped or written in), and, when configured, the output cap that was reserved.
+// It returns the body and the output tokens to reserve per choice.
 func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
-	out := req.WithModel(body, m.upstream)
-	if out == nil {
+	var ed llm.Edits
+	if ed.Reset(&req, body) != nil || !ed.SetModel(m.upstream) {
 		// The model's position did not fit the body: never forward an unrewritten body.
 		return nil, 0, internal()
 	}
-	reparse := func() bool {
-		var err error
-		req, err = llm.ParseRequest(out)
-		return err == nil
-	}
-	if len(out) != len(body) && !reparse() {
-		return nil, 0, internal()
-	}
 	if injectsUsage(a.Endpoint, p.typ, req) {
-		var err error
-		if out, err = req.WithIncludeUsage(out); errors.Is(err, llm.ErrInvalidField) {
+		if err := ed.IncludeUsage(); errors.Is(err, llm.ErrInvalidField) {
 			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
 		} else if err != nil {
 			return nil, 0, internal()
 		}
-		if !reparse() {
-			return nil, 0, internal()
-		}
 	}
 	if a.Endpoint == llm.Embeddings {
-		return out, 0, nil
+		return ed.Apply(), 0, nil
 	}
 	field := maxTokensField(a.Endpoint, p.typ)
-	// Clamp every cap field above the policy's cap (a body may carry several), or write the
-	// cap in when the request has none.
-	for i := 0; capOut > 0 && i < 3 && (req.MaxTokens > capOut || req.MaxTokensField == "" && field != ""); i++ {
-		f := req.MaxTokensField
-		if f == "" {
-			f = field
+	maxOut, capped := req.MaxTokens, req.MaxTokensField != ""
+	if capOut > 0 && (capped || field != "") {
+		// Clamp every cap field above the policy's cap (a body may carry several), or write the
+		// cap in when the request has none.
+		var ok bool
+		if maxOut, ok = ed.CapMaxTokens(capOut, field); !ok {
+			return nil, 0, internal()
 		}
-		if out = req.WithMaxTokens(out, f, capOut); out == nil || !reparse() {
+		capped = true
+	}
+	if !capped {
+		maxOut = m.maxOut
+		if s.budget != nil && s.budget.inject && field != "" && !ed.SetMaxTokens(field, maxOut) {
 			return nil, 0, internal()
 		}
 	}
-	maxOut := req.MaxTokens
-	if req.MaxTokensField == "" {
-		maxOut = m.maxOut
-		if s.budget != nil && s.budget.inject && field != "" {
-			if out = req.WithMaxTokens(out, field, maxOut); out == nil {
-				return nil, 0, internal()
-			}
-		}
-	}
-	return out, maxOut, nil
+	return ed.Apply(), maxOut, nil
 }
 
 // isCredentialHeader reports whether name is one of the headers a virtual key is sent in.
