@@ -3,7 +3,6 @@ package llm
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 
 	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
@@ -164,93 +163,36 @@ func (e *editSpans) fits(body []byte) bool {
 }
 
 // WithIncludeUsage returns body with stream_options.include_usage set to
-// true, so an OpenAI Chat Completions or Completions stream ends with a
-// usage chunk that UsageParser can settle the budget from. Every other byte
-// is unchanged:
-//   - include_usage already true: body itself is returned;
-//   - stream_options absent: "stream_options":{"include_usage":true} is
-//     appended as the last top-level member;
-//   - stream_options null: the null becomes {"include_usage":true};
-//   - stream_options an object: include_usage is appended as its last
-//     member, or its value (false, null or anything else) becomes true.
-//
-// A stream_options that is not an object or null is ErrInvalidField.
-// body must be the slice r was parsed from, otherwise ErrBodyMismatch. The
-// result is valid JSON whenever body parsed, but r's offsets do not apply
-// to it: parse it again before another rewrite. OpenAI refuses
-// stream_options on requests that do not stream, so call this only when
-// r.Stream is true.
+// true, as Edits.IncludeUsage describes; every other byte is unchanged, and
+// body itself is returned if include_usage already is true. A
+// stream_options that is not an object or null is ErrInvalidField; a body
+// other than the one r was parsed from is ErrBodyMismatch. It is one
+// rewrite: r's offsets do not apply to the result, so several rewrites go
+// through one Edits list instead.
 func (r Request) WithIncludeUsage(body []byte) ([]byte, error) {
-	e := &r.edits
-	if !e.fits(body) {
-		return nil, ErrBodyMismatch
+	var e Edits
+	if err := e.Reset(&r, body); err != nil {
+		return nil, err
 	}
-	if r.IncludeUsage {
-		return body, nil
+	if err := e.IncludeUsage(); err != nil {
+		return nil, err
 	}
-	const member = `"include_usage":true`
-	switch {
-	case e.opts.end == 0:
-		return e.addMember(body, `"stream_options":{`+member+`}`), nil
-	case e.optsKind == 'n':
-		return splice(body, e.opts.start, e.opts.end, "", `{`+member+`}`), nil
-	case e.optsKind != '{':
-		return nil, fmt.Errorf("%w: %q must be an object", ErrInvalidField, "stream_options")
-	case e.include.end > 0:
-		return splice(body, e.include.start, e.include.end, "", "true"), nil
-	case e.optsLast > 0:
-		return splice(body, e.optsLast, e.optsLast, ",", member), nil
-	default:
-		at := e.opts.start + 1
-		return splice(body, at, at, "", member), nil
-	}
+	return e.Apply(), nil
 }
 
-// WithMaxTokens returns body with the top-level field set to n: the value
-// is replaced if the field is present (null included) and the member is
-// appended otherwise; every other byte is unchanged, and body itself is
-// returned if the value already reads n. field must be one of FieldMaxTokens,
-// FieldMaxCompletionTokens and FieldMaxOutputTokens, n must be non-negative,
-// and body must be the slice r was parsed from; otherwise WithMaxTokens
-// returns nil rather than a body whose cap was not set.
-//
-// Request.MaxTokens is the largest cap present, so to lower it set every
-// field that is present, parsing the result again between calls (r's
-// offsets do not apply to the result).
+// WithMaxTokens returns body with the top-level field set to n, as
+// Edits.SetMaxTokens describes; every other byte is unchanged, and body
+// itself is returned if the value already reads n. For a field other than
+// FieldMaxTokens, FieldMaxCompletionTokens and FieldMaxOutputTokens, a
+// negative n or a body other than the one r was parsed from it returns nil
+// rather than a body whose cap was not set. It is one rewrite: several go
+// through one Edits list instead.
 func (r Request) WithMaxTokens(body []byte, field string, n int64) []byte {
-	i := maxFieldIndex(field)
-	e := &r.edits
-	if i < 0 || n < 0 || !e.fits(body) {
+	var e Edits
+	if e.Reset(&r, body) != nil || !e.SetMaxTokens(field, n) {
 		return nil
 	}
-	var buf [20]byte
-	num := strconv.AppendInt(buf[:0], n, 10)
-	sp := e.max[i]
-	if sp.end == 0 {
-		return e.addMember(body, `"`+field+`":`+string(num))
-	}
-	if bytes.Equal(body[sp.start:sp.end], num) {
-		return body
-	}
-	return splice(body, sp.start, sp.end, "", string(num))
-}
-
-// addMember appends member ("key":value) as the last top-level member.
-func (e *editSpans) addMember(body []byte, member string) []byte {
-	if e.last == 0 {
-		return splice(body, e.open+1, e.open+1, "", member)
-	}
-	return splice(body, e.last, e.last, ",", member)
-}
-
-// splice returns a new slice holding body with body[start:end] replaced by
-// sep followed by insert.
-func splice(body []byte, start, end int, sep, insert string) []byte {
-	out := make([]byte, 0, len(body)-(end-start)+len(sep)+len(insert))
-	out = append(out, body[:start]...)
-	out = append(out, sep...)
-	out = append(out, insert...)
-	return append(out, body[end:]...)
+	return e.Apply()
 }
 
 // MaxChoices bounds n and best_of: OpenAI refuses more than 128 choices, and a larger count
