@@ -215,8 +215,10 @@ func (e *Edits) Apply() []byte {
 	if e.n == 0 {
 		return e.body
 	}
-	list := e.list[:e.n]
-	// Insertion sort, stable: the list holds a handful of edits.
+	// Insertion sort of a copy, stable: the list holds a handful of edits,
+	// and maxEdit indexes it in the order the edits were made.
+	var sorted [maxEdits]edit
+	list := sorted[:copy(sorted[:], e.list[:e.n])]
 	for i := 1; i < len(list); i++ {
 		for j := i; j > 0 && list[j].start < list[j-1].start; j-- {
 			list[j], list[j-1] = list[j-1], list[j]

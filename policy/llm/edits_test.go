@@ -218,3 +218,18 @@ func TestEditsOneAllocation(t *testing.T) {
 	require.Equal(t, 1.0, allocs)
 	require.True(t, bytes.HasPrefix(out, []byte(`{"model":"gpt-4o-mini","stream":true,"max_tokens":100,`)))
 }
+
+// TestEditsAfterApply: Apply leaves the list as it was, so edits made after it, and a second
+// Apply, see every earlier edit.
+func TestEditsAfterApply(t *testing.T) {
+	body := []byte(`{"model":"m","max_output_tokens":40,"max_tokens":70}`)
+	r, err := ParseRequest(body)
+	require.NoError(t, err)
+	var e Edits
+	require.NoError(t, e.Reset(&r, body))
+	require.True(t, e.SetMaxTokens(FieldMaxTokens, 1))
+	require.True(t, e.SetMaxTokens(FieldMaxOutputTokens, 2))
+	require.Equal(t, `{"model":"m","max_output_tokens":2,"max_tokens":1}`, string(e.Apply()))
+	require.True(t, e.SetMaxTokens(FieldMaxTokens, 3))
+	require.Equal(t, `{"model":"m","max_output_tokens":2,"max_tokens":3}`, string(e.Apply()))
+}
