@@ -286,7 +286,8 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
 	var ed llm.Edits
 	if ed.Reset(&req, body) != nil || !ed.SetModel(m.upstream) {
-		// The model's position did not fit the body: never forward an unrewritten body.
+		// The body does not fit req, or the upstream model is empty: never forward a body
+		// whose model was not rewritten.
 		return nil, 0, internal()
 	}
 	if injectsUsage(a.Endpoint, p.typ, req) {
