@@ -201,6 +201,7 @@ func TestMalformedBodies(t *testing.T) {
 	for body, want := range map[string]error{
 		`{"model":"a",}`:               ErrInvalidJSON,
 		`{"model":"a"} x`:              ErrInvalidJSON,
+		`{"model":"a","model" "b"}`:    ErrInvalidJSON, // a key's colon is read before its duplicate is checked
 		`[1]`:                          ErrNotObject,
 		``:                             ErrInvalidJSON,
 		strings.Repeat("[", 200) + "]": ErrInvalidJSON,
