@@ -204,8 +204,9 @@ func (l *Lexer) Value(depth int) bool {
 	return o.Done()
 }
 
-// Scalar scans the string, literal or number at l.Pos, which holds a byte
-// (anything but the start of an object or array is refused).
+// Scalar scans the string, literal or number at l.Pos, which must be inside
+// the input; anything else there (an object or array included) is an
+// invalid character.
 func (l *Lexer) Scalar() bool {
 	switch c := l.B[l.Pos]; {
 	case c == '"':
