@@ -68,7 +68,8 @@ type Admission struct {
 	Key       *keys.Record
 	RequestID string
 
-	names        []string // the client's header names, as Envoy sent them
+	names        []string            // the client's header names, as Envoy sent them
+	get          func(string) string // their values
 	anthropicVer bool
 }
 
@@ -172,15 +173,7 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 			return nil, a.tooLarge(s.maxBody)
 		}
 	}
-	for _, n := range h.Names {
-		if !isCredentialHeader(n) && hasVirtualKey(h.Get(n)) {
-			// A virtual key travels only in a credential header, which Tollgate removes. One
-			// anywhere else would reach the provider (user-agent, accept are forwarded).
-			return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest,
-				"a Tollgate API key may be sent only in the authorization, x-api-key or api-key header")
-		}
-	}
-	a.names = h.Names
+	a.names, a.get = h.Names, h.Get
 	return a, nil
 }
 
@@ -270,6 +263,12 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		f.SetHeaders = append(f.SetHeaders, Header{Key: ":path", Value: []byte(path)})
 	}
 	f.SetHeaders = append(f.SetHeaders, p.fixed...)
+	if n := p.smuggledKey(a.names, a.get); n != "" {
+		// A virtual key travels only in a credential header, which is removed; one in a header
+		// the provider receives (user-agent, accept, a forward_headers entry) would reach it.
+		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest,
+			"a Tollgate API key may be sent only in the authorization, x-api-key or api-key header, not in "+n)
+	}
 	// Remove every header that can carry the virtual key (except the one the provider's own
 	// key is set in: a set overwrites it), client copies of internal headers, and every
 	// client header not on the provider's allow-list.

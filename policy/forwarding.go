@@ -132,3 +132,18 @@ func checkQuery(ep llm.Endpoint, path string) bool {
 	}
 	return true
 }
+
+// smuggledKey returns the name of a client header that p receives and whose value holds a
+// Tollgate key, "" when none does. Headers p does not receive are removed, so a key in one
+// never leaves (and a stray cookie cannot refuse a request).
+func (p *provider) smuggledKey(names []string, get func(string) string) string {
+	if get == nil {
+		return ""
+	}
+	for _, n := range names {
+		if p.forward[n] && !isCredentialHeader(n) && hasVirtualKey(get(n)) {
+			return n
+		}
+	}
+	return ""
+}

@@ -154,30 +154,37 @@ func TestBodyErrorsSayWhy(t *testing.T) {
 	}
 }
 
-// TestVirtualKeyOutsideCredentialHeaders: a Tollgate key anywhere but the credential headers
-// (which are removed) would reach the provider; it is refused without being echoed.
+// TestVirtualKeyOutsideCredentialHeaders: a Tollgate key in a header the provider receives
+// would reach it: refused without being echoed. One in a header that is removed anyway never
+// leaves, and does not refuse the request.
 func TestVirtualKeyOutsideCredentialHeaders(t *testing.T) {
 	fx := policytest.New(t)
 	key := fx.Keys["valid"]
+	route := func(path, body string, hdr ...string) *policy.Reply {
+		a := admit(t, fx, "valid", path, hdr...)
+		_, rep := fx.Snapshot.Route(a, []byte(body))
+		return rep
+	}
+	chat := `{"model":"gpt-4o-mini","messages":[]}`
 	for _, hdr := range [][2]string{
 		{"user-agent", "sdk/1 " + key},
 		{"accept", "application/json;k=" + key},
-		{"x-anything", key},
 		{"user-agent", "TGK_" + key[4:]},
 		{"user-agent", "tgk%5F" + key[4:]},
-		{"anthropic-version", "2023-06-01 " + key},
 	} {
-		h := hdrs("POST", "/v1/chat/completions", false, "authorization", "Bearer "+key,
-			"content-type", "application/json", hdr[0], hdr[1])
-		_, rep := fx.Snapshot.Admit(fx.Now, h)
+		rep := route("/v1/chat/completions", chat, hdr[0], hdr[1])
 		require.NotNil(t, rep, hdr[0])
 		require.Equal(t, 400, rep.Status, hdr[0])
+		require.Contains(t, string(rep.Body), "not in "+hdr[0])
 		require.NotContains(t, string(rep.Body), key[17:], "never echoed")
 	}
-	h := hdrs("POST", "/v1/chat/completions", false, "authorization", "Bearer "+key, "x-api-key", key,
-		"content-type", "application/json", "user-agent", "a tgk-like word: tgkx_y")
-	_, rep := fx.Snapshot.Admit(fx.Now, h)
-	require.Nil(t, rep, "the same key in two credential headers, and no key elsewhere")
+	rep := route("/v1/messages", `{"model":"claude-haiku","max_tokens":5,"messages":[]}`, "anthropic-version", "2023-06-01 "+key)
+	require.NotNil(t, rep, "anthropic-version reaches Anthropic")
+	require.Equal(t, 400, rep.Status)
+
+	require.Nil(t, route("/v1/chat/completions", chat, "x-anything", key, "cookie", "s="+key),
+		"removed headers never reach the provider: no refusal")
+	require.Nil(t, route("/v1/chat/completions", chat, "user-agent", "a tgk-like word: tgkx_y"))
 }
 
 // TestUnknownBodyShapeSaysWhere: a text-bearing member of a kind the API does not define is
