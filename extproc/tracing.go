@@ -53,13 +53,6 @@ const (
 	attrGenAISystem = attribute.Key("gen_ai.system")
 )
 
-// gen_ai.operation.name values.
-const (
-	opChat           = "chat"
-	opTextCompletion = "text_completion"
-	opEmbeddings     = "embeddings"
-)
-
 // traceContext reads W3C traceparent and tracestate, and nothing else (no baggage).
 var traceContext propagation.TraceContext
 
@@ -111,7 +104,7 @@ func (sp *streamSpan) end(s policy.Summary, err error, now func() time.Time) {
 	if sp.span == nil { // the stream ended before any request headers: no parent is known
 		sp.start(headerMap{})
 	}
-	op := operationName(s.Endpoint)
+	op := s.Operation
 	name := "tollgate " + s.Endpoint
 	if s.Forwarded && op != "" && s.Model != "" {
 		name = op + " " + s.Model // the GenAI convention: "{gen_ai.operation.name} {gen_ai.request.model}"
@@ -184,20 +177,6 @@ func spanError(s policy.Summary, err error) (desc, errType string) {
 		return "upstream status " + strconv.Itoa(s.Status), strconv.Itoa(s.Status)
 	}
 	return "", ""
-}
-
-// operationName maps an endpoint to gen_ai.operation.name ("" for one that is not a GenAI
-// operation, such as the model list).
-func operationName(endpoint string) string {
-	switch endpoint {
-	case "chat_completions", "messages", "responses":
-		return opChat
-	case "completions":
-		return opTextCompletion
-	case "embeddings":
-		return opEmbeddings
-	}
-	return ""
 }
 
 // headerCarrier reads trace context from the HTTP request headers. Keys are lower case, as

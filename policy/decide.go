@@ -116,7 +116,8 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 		return nil, denial(d, reqID, http.StatusNotFound, ReasonUnknownEndpoint, "unknown endpoint: this gateway serves only the documented LLM API paths")
 	}
 	a := &Admission{Endpoint: ep, Dialect: ep.Dialect(), RequestID: reqID, anthropicVer: h.Get("anthropic-version") != ""}
-	if ep == llm.Models && a.anthropicVer {
+	if ep.Spec().Local && a.anthropicVer {
+		// A local answer (the model list) is served to both dialects on one path.
 		a.Dialect = llm.Anthropic
 	}
 
@@ -145,10 +146,10 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 		return nil, a.deny(http.StatusForbidden, ReasonTeamDisabled, "the team of this API key is disabled")
 	}
 
-	if ep == llm.Models {
+	if ep.Spec().Local {
 		return nil, s.modelList(a)
 	}
-	if !checkQuery(ep, h.Path) {
+	if !ep.QueryAllowed(h.Path) {
 		return nil, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "query parameters are not supported on this endpoint")
 	}
 	if h.EndOfStream {
@@ -296,10 +297,10 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 			return nil, 0, internal()
 		}
 	}
-	if a.Endpoint == llm.Embeddings {
-		return ed.Apply(), 0, nil
-	}
 	field := maxTokensField(a.Endpoint, p.typ)
+	if field == "" {
+		return ed.Apply(), 0, nil // no output tokens (embeddings)
+	}
 	maxOut, capped := req.MaxTokens, req.MaxTokensField != ""
 	if capOut > 0 && (capped || field != "") {
 		// Clamp every cap field above the policy's cap (a body may carry several), or write the
@@ -358,27 +359,20 @@ func looksCompressed(b []byte) bool {
 }
 
 // injectsUsage reports whether a request gets stream_options.include_usage added: a streamed
-// OpenAI-style Chat Completions or Completions request that did not ask for usage, whose
-// stream would otherwise carry none to settle from.
+// request to an endpoint whose streams report usage only when asked (Spec.StreamUsage), that
+// did not ask, and whose stream would otherwise carry none to settle from.
 func injectsUsage(e llm.Endpoint, typ string, req llm.Request) bool {
-	return req.Stream && !req.IncludeUsage && typ != ProviderAnthropic &&
-		(e == llm.ChatCompletions || e == llm.Completions)
+	return req.Stream && !req.IncludeUsage && typ != ProviderAnthropic && e.Spec().StreamUsage
 }
 
-// maxTokensField is the request field that caps output for an endpoint and provider.
+// maxTokensField is the request field that caps output for an endpoint and provider ("" when
+// the endpoint produces no output tokens).
 func maxTokensField(e llm.Endpoint, typ string) string {
-	switch e {
-	case llm.ChatCompletions:
-		if typ == ProviderOpenAICompatible {
-			return "max_tokens" // vLLM, Ollama and most compatible servers
-		}
-		return "max_completion_tokens"
-	case llm.Completions, llm.Messages:
-		return "max_tokens"
-	case llm.Responses:
-		return "max_output_tokens"
+	sp := e.Spec()
+	if typ == ProviderOpenAICompatible && sp.CompatMaxTokens != "" {
+		return sp.CompatMaxTokens
 	}
-	return ""
+	return sp.MaxTokens
 }
 
 // AuditUnavailable is the refusal while the audit trail cannot be written (fail closed).

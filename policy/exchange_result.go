@@ -14,11 +14,14 @@ type Summary struct {
 	Reason Reason
 	// Decision is "allow" (forwarded, whatever the upstream answered), "deny" (refused by
 	// policy) or "error" (a gateway or upstream failure), as in the audit event.
-	Decision  string
-	Status    int
-	Method    string
-	Path      string // without the query string
-	Endpoint  string // e.g. chat_completions; "unknown" when the path is not one
+	Decision string
+	Status   int
+	Method   string
+	Path     string // without the query string
+	Endpoint string // e.g. chat_completions; "unknown" when the path is not one
+	// Operation is the endpoint's gen_ai.operation.name ("chat", "embeddings", ...; "" for
+	// one that is not a GenAI operation, such as the model list).
+	Operation string
 	RequestID string
 	KeyID     string
 	Team      string
@@ -59,7 +62,7 @@ type Summary struct {
 func (x *Exchange) Summary() Summary {
 	s := Summary{
 		Reason: x.reason, Decision: x.decision(), Status: x.status, Method: x.method, Path: x.path,
-		Endpoint: x.endpoint.String(), RequestID: x.requestID,
+		Endpoint: x.endpoint.String(), Operation: x.endpoint.Spec().Operation, RequestID: x.requestID,
 		Complete: x.respEOS, RequestBytes: x.reqBytes, ResponseBytes: x.respBytes,
 		Duration: x.opts.Now().Sub(x.start), FirstByte: x.firstByte,
 		Usage: x.used, UsageSeen: x.seen, Settled: x.settled, Limit: x.limit,

@@ -1,11 +1,8 @@
 package policy
 
 import (
-	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/tollgate-ai/tollgate/policy/llm"
 )
 
 // Request hygiene: what of the client's request reaches the provider besides the body.
@@ -97,40 +94,6 @@ func isSet(set []Header, name string) bool {
 		}
 	}
 	return false
-}
-
-// queryAllowed lists, per endpoint, the query parameters a client may send and the values
-// they may take. The Anthropic SDK's beta client adds ?beta=true to /v1/messages. Everything
-// else carries its parameters in the body, and a provider feature switched on by the query
-// would be one that policy never saw.
-var queryAllowed = map[llm.Endpoint]map[string][]string{
-	llm.Messages: {"beta": {"true", "false"}},
-}
-
-// checkQuery reports whether path's query string (if any) holds only parameters the
-// endpoint allows. GET /v1/models is answered locally and ignores its query.
-func checkQuery(ep llm.Endpoint, path string) bool {
-	i := strings.IndexByte(path, '?')
-	if i < 0 || ep == llm.Models {
-		return true
-	}
-	q, err := url.ParseQuery(path[i+1:])
-	if err != nil {
-		return false
-	}
-	allowed := queryAllowed[ep]
-	for name, vals := range q {
-		ok, known := allowed[name]
-		if !known {
-			return false
-		}
-		for _, v := range vals {
-			if !slices.Contains(ok, v) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // smuggledKey returns the name of a client header that p receives and whose value holds a

@@ -70,7 +70,14 @@ func FuzzRewrite(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, ep, typ uint8, upstream string, capOut, maxOut int64, inject bool) {
 		types := [...]string{ProviderOpenAI, ProviderAnthropic, ProviderAzureOpenAI, ProviderOpenAICompatible}
-		c := rewriteCase{endpoint: llm.Endpoint(ep % 8), typ: types[typ%4], upstream: upstream, maxOut: maxOut, inject: inject, capOut: capOut}
+		// rewrite runs only for forwarded endpoints (Admit answers the local ones).
+		var fwd []llm.Endpoint
+		for _, e := range llm.Endpoints() {
+			if !e.Spec().Local {
+				fwd = append(fwd, e)
+			}
+		}
+		c := rewriteCase{endpoint: fwd[int(ep)%len(fwd)], typ: types[typ%4], upstream: upstream, maxOut: maxOut, inject: inject, capOut: capOut}
 		got, gotMax, gotRep, err := c.run(body, (*Snapshot).rewrite)
 		if err != nil {
 			return

@@ -253,14 +253,5 @@ func validHeaderValue(b []byte) bool {
 // KeyCount is the number of configured virtual keys.
 func (s *Snapshot) KeyCount() int { return s.keys.Len() }
 
-// supports reports whether a provider type serves a client-facing endpoint.
-func (p *provider) supports(e llm.Endpoint) bool {
-	switch p.typ {
-	case ProviderAnthropic:
-		return e == llm.Messages
-	case ProviderAzureOpenAI:
-		return e == llm.ChatCompletions || e == llm.Completions || e == llm.Embeddings || e == llm.Responses
-	default:
-		return e != llm.Messages && e != llm.EndpointUnknown
-	}
-}
+// supports reports whether a provider type serves a client-facing endpoint (Spec.Providers).
+func (p *provider) supports(e llm.Endpoint) bool { return e.Serves(p.typ) }

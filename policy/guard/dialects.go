@@ -1,6 +1,10 @@
 package guard
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/tollgate-ai/tollgate/policy/llm"
+)
 
 // The dialect tables: for each API, the text members a client reads in a
 // response. Each table builds the non-streaming response schema AND tells
@@ -178,6 +182,15 @@ func init() {
 	messagesResponse = obj(f("content", textOr(anRespBlock)))
 	msgStart = obj(f("message", messagesResponse))
 	msgBlockStart = obj(f("content_block", anRespBlock))
+
+	responseSchemas = [...]*node{
+		llm.ShapeNone:        nil,
+		llm.ShapeChat:        chatResponse,
+		llm.ShapeCompletions: completionsResponse,
+		llm.ShapeEmbeddings:  embeddingsResponse,
+		llm.ShapeResponses:   responsesResponse,
+		llm.ShapeMessages:    messagesResponse,
+	}
 }
 
 // leafAt is a node at a dot-separated path of members ("x[]" for each

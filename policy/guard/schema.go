@@ -266,40 +266,35 @@ func init() {
 	anBlock.fields = append(anBlock.fields, f("content", anBlocks), f("source", robj(f("content", anBlocks))))
 }
 
+// requestSchemas holds the request schema of each body shape
+// (llm.Spec.Guard); ShapeNone has none.
+var requestSchemas = [...]*node{
+	llm.ShapeNone:        nil,
+	llm.ShapeChat:        chatRequest,
+	llm.ShapeCompletions: completionsRequest,
+	llm.ShapeEmbeddings:  embeddingsRequest,
+	llm.ShapeResponses:   responsesRequest,
+	llm.ShapeMessages:    messagesRequest,
+}
+
+// responseSchemas holds the response schema of each body shape, built
+// from the dialect tables by dialects.go's init.
+var responseSchemas [len(requestSchemas)]*node
+
 // requestSchema returns the request schema of an endpoint, nil when it has
 // no body.
 func requestSchema(ep llm.Endpoint) *node {
-	switch ep {
-	case llm.ChatCompletions:
-		return chatRequest
-	case llm.Completions:
-		return completionsRequest
-	case llm.Embeddings:
-		return embeddingsRequest
-	case llm.Responses:
-		return responsesRequest
-	case llm.Messages:
-		return messagesRequest
-	default:
-		return nil
+	if sh := ep.Spec().Guard; int(sh) < len(requestSchemas) {
+		return requestSchemas[sh]
 	}
+	return nil
 }
 
 // responseSchema returns the non-streaming response schema of an endpoint,
 // nil when it has none.
 func responseSchema(ep llm.Endpoint) *node {
-	switch ep {
-	case llm.ChatCompletions:
-		return chatResponse
-	case llm.Completions:
-		return completionsResponse
-	case llm.Embeddings:
-		return embeddingsResponse
-	case llm.Responses:
-		return responsesResponse
-	case llm.Messages:
-		return messagesResponse
-	default:
-		return nil
+	if sh := ep.Spec().Guard; int(sh) < len(responseSchemas) {
+		return responseSchemas[sh]
 	}
+	return nil
 }

@@ -123,9 +123,9 @@ var doneData = []byte("[DONE]")
 // nil receiver (Feed then releases nothing).
 type SSERedactor struct {
 	p        *profile
-	ep       llm.Endpoint
-	observe  bool // nothing is rewritten or dropped: the input is released as is
-	failOpen bool // every rule fails open: unreadable events are released
+	shape    llm.Shape // the endpoint's body shape: which table its events are read by
+	observe  bool      // nothing is rewritten or dropped: the input is released as is
+	failOpen bool      // every rule fails open: unreadable events are released
 	finished bool
 
 	sse     llm.SSEParser
@@ -175,21 +175,23 @@ type SSERedactor struct {
 }
 
 // NewSSERedactor returns a redactor for one streamed response of endpoint
-// ep (chat completions, completions, Responses or Messages; others are
-// ErrUnsupportedEndpoint) under the named profile.
+// ep under the named profile. The endpoint's body shape (llm.Spec.Guard)
+// must stream: chat, completions, Responses or Messages; others are
+// ErrUnsupportedEndpoint.
 func (e *Engine) NewSSERedactor(profile string, ep llm.Endpoint) (*SSERedactor, error) {
 	p, ok := e.profiles[profile]
 	if !ok {
 		return nil, ErrUnknownProfile
 	}
-	switch ep {
-	case llm.ChatCompletions, llm.Completions, llm.Responses, llm.Messages:
+	shape := ep.Spec().Guard
+	switch shape {
+	case llm.ShapeChat, llm.ShapeCompletions, llm.ShapeResponses, llm.ShapeMessages:
 	default:
 		return nil, ErrUnsupportedEndpoint
 	}
 	n := len(p.Rules)
 	r := &SSERedactor{
-		p: p, ep: ep, lineStart: true,
+		p: p, shape: shape, lineStart: true,
 		counts: make([]int, n), whole: make([]int, n), repeat: make([]int, n), evCount: make([]int, n),
 		texts: map[streamKey]*textStream{}, lastSeq: -1,
 	}
@@ -355,12 +357,12 @@ func (r *SSERedactor) onEvent(name, data []byte) {
 		r.writeEvent(name, data)
 		return
 	}
-	switch r.ep {
-	case llm.ChatCompletions, llm.Completions:
+	switch r.shape {
+	case llm.ShapeChat, llm.ShapeCompletions:
 		r.chatEvent(name, data)
-	case llm.Responses:
+	case llm.ShapeResponses:
 		r.responsesEvent(name, data)
-	case llm.Messages:
+	case llm.ShapeMessages:
 		r.messagesEvent(name, data)
 	}
 	r.tree.release()

@@ -41,7 +41,7 @@ func chatPathsOf(fs []chatField) []chatPath {
 
 // paths returns the chat table rows of the redactor's endpoint.
 func (r *SSERedactor) paths() []chatPath {
-	if r.ep == llm.Completions {
+	if r.shape == llm.ShapeCompletions {
 		return completionsPaths
 	}
 	return chatPaths
@@ -144,7 +144,7 @@ func (r *SSERedactor) chatRead(choices int32) bool {
 		if lp := t.member(c, "logprobs"); r.p.stripLogprobs && lp >= 0 && t.kind(lp) != 'n' {
 			ch.logprobs = lp
 		}
-		if r.ep != llm.Completions {
+		if r.shape != llm.ShapeCompletions {
 			ch.delta = t.member(c, "delta")
 		}
 		for i, p := range r.paths() {
@@ -418,7 +418,7 @@ func (r *SSERedactor) chatFlushAll(close bool) {
 		}
 		arr = append(arr, `{"index":`...)
 		arr = strconv.AppendInt(arr, int64(g.index), 10)
-		if r.ep == llm.Completions {
+		if r.shape == llm.ShapeCompletions {
 			arr = append(arr, ',')
 			arr = append(arr, r.place(-1, g.ps)...)
 		} else {

@@ -85,12 +85,12 @@ func (r *SSERedactor) flushAll(close bool) {
 	if len(r.open) == 0 {
 		return
 	}
-	switch r.ep {
-	case llm.ChatCompletions, llm.Completions:
+	switch r.shape {
+	case llm.ShapeChat, llm.ShapeCompletions:
 		r.chatFlushAll(close)
-	case llm.Responses:
+	case llm.ShapeResponses:
 		r.responsesFlushAll(close)
-	case llm.Messages:
+	case llm.ShapeMessages:
 		r.messagesFlushAll(close)
 	}
 }

@@ -6,9 +6,9 @@ import (
 )
 
 // AzurePath returns the upstream path and query for an endpoint on Azure
-// OpenAI. Deployment-scoped endpoints map to
+// OpenAI. Deployment-scoped endpoints (Spec.AzureOperation) map to
 // /openai/deployments/{deployment}/{operation}?api-version={apiVersion}.
-// Responses maps to Azure's v1 API, /openai/v1/responses, which takes the
+// An endpoint of Azure's v1 API (Spec.AzurePath, as Responses) takes the
 // deployment name in the body's model field and rejects dated api-version
 // values, so deployment and apiVersion are not used for it. Other endpoints
 // give ErrUnsupportedEndpoint.
@@ -16,17 +16,12 @@ import (
 // The deployment is path-escaped; "." and ".." are refused because an
 // upstream that resolves dot segments would route the request elsewhere.
 func AzurePath(e Endpoint, deployment, apiVersion string) (string, error) {
-	var op string
-	switch e {
-	case ChatCompletions:
-		op = "chat/completions"
-	case Completions:
-		op = "completions"
-	case Embeddings:
-		op = "embeddings"
-	case Responses:
-		return "/openai/v1/responses", nil
-	default:
+	sp := e.Spec()
+	if sp.AzurePath != "" {
+		return sp.AzurePath, nil
+	}
+	op := sp.AzureOperation
+	if op == "" {
 		return "", fmt.Errorf("%w: %s on azure", ErrUnsupportedEndpoint, e)
 	}
 	if deployment == "" || deployment == "." || deployment == ".." {

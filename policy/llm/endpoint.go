@@ -25,75 +25,27 @@ func (d Dialect) String() string {
 	return "openai"
 }
 
-// Endpoint is a client-facing API operation that Tollgate accepts.
+// Endpoint is a client-facing API operation that Tollgate accepts: an index into the table
+// of registered Specs (see spec.go). The built-in endpoints are declared one family per file
+// (dialect_*.go); Register adds one.
 type Endpoint int
 
-// Endpoints Tollgate accepts. Anything else is denied by Classify.
-const (
-	// EndpointUnknown is the zero value; Classify never returns it with a nil
-	// error.
-	EndpointUnknown Endpoint = iota
-	// ChatCompletions is POST /v1/chat/completions (OpenAI).
-	ChatCompletions
-	// Completions is POST /v1/completions (OpenAI legacy completions).
-	Completions
-	// Embeddings is POST /v1/embeddings (OpenAI).
-	Embeddings
-	// Responses is POST /v1/responses (OpenAI Responses API).
-	Responses
-	// Models is GET /v1/models. OpenAI and Anthropic share this path.
-	Models
-	// Messages is POST /v1/messages (Anthropic).
-	Messages
-)
-
-// endpointInfo is the fixed description of one Endpoint.
-type endpointInfo struct {
-	name   string
-	method string
-	path   string
-}
-
-// endpoints is indexed by Endpoint; EndpointUnknown has no method or path.
-var endpoints = [...]endpointInfo{
-	EndpointUnknown: {name: "unknown"},
-	ChatCompletions: {name: "chat_completions", method: http.MethodPost, path: "/v1/chat/completions"},
-	Completions:     {name: "completions", method: http.MethodPost, path: "/v1/completions"},
-	Embeddings:      {name: "embeddings", method: http.MethodPost, path: "/v1/embeddings"},
-	Responses:       {name: "responses", method: http.MethodPost, path: "/v1/responses"},
-	Models:          {name: "models", method: http.MethodGet, path: "/v1/models"},
-	Messages:        {name: "messages", method: http.MethodPost, path: "/v1/messages"},
-}
-
-func (e Endpoint) info() endpointInfo {
-	if e <= EndpointUnknown || int(e) >= len(endpoints) {
-		return endpoints[EndpointUnknown]
-	}
-	return endpoints[e]
-}
+// EndpointUnknown is the zero value; Classify never returns it with a nil error.
+const EndpointUnknown Endpoint = 0
 
 // String returns a stable snake_case name ("chat_completions", "messages",
 // ...) for logs and metrics labels; out-of-range values are "unknown".
-func (e Endpoint) String() string { return e.info().name }
+func (e Endpoint) String() string { return e.Spec().Name }
 
 // HasBody reports whether requests to the endpoint carry a JSON body that
 // Tollgate must read before forwarding.
-func (e Endpoint) HasBody() bool { return e.info().method == http.MethodPost }
+func (e Endpoint) HasBody() bool { return e.Spec().Method == http.MethodPost }
 
-// Dialect returns the dialect of the endpoint's clients. Models is served to
-// both dialects on one path; it reports OpenAI, and a caller answering an
-// Anthropic client (one that sent anthropic-version) should use GuessDialect.
-func (e Endpoint) Dialect() Dialect {
-	if e == Messages {
-		return Anthropic
-	}
-	return OpenAI
-}
-
-// UpstreamPath returns the canonical path of the endpoint, such as
-// "/v1/chat/completions", or "" for EndpointUnknown. It carries no query
-// string: the client's query is not forwarded.
-func (e Endpoint) UpstreamPath() string { return e.info().path }
+// Dialect returns the dialect of the endpoint's clients. An endpoint served to
+// both dialects on one path (the model list) reports OpenAI; a caller
+// answering an Anthropic client (one that sent anthropic-version) should use
+// GuessDialect.
+func (e Endpoint) Dialect() Dialect { return e.Spec().Dialect }
 
 // Classify maps Envoy's :method and :path to an Endpoint. The query string is
 // ignored; the path itself must match exactly, because Envoy has already
@@ -103,27 +55,35 @@ func (e Endpoint) UpstreamPath() string { return e.info().path }
 // (HEAD and OPTIONS included) gives ErrMethodNotAllowed.
 func Classify(method, path string) (Endpoint, error) {
 	p := stripQuery(path)
-	for e := ChatCompletions; int(e) < len(endpoints); e++ {
-		info := endpoints[e]
-		if p != info.path {
+	all := specs()
+	for i := 1; i < len(all); i++ {
+		sp := &all[i]
+		if p != sp.Path {
 			continue
 		}
 		// HTTP methods are case-sensitive (RFC 9110 9.1), so "post" is not
 		// POST.
-		if method != info.method {
+		if method != sp.Method {
 			return EndpointUnknown, ErrMethodNotAllowed
 		}
-		return e, nil
+		return Endpoint(i), nil
 	}
 	return EndpointUnknown, ErrUnknownEndpoint
 }
 
 // GuessDialect picks the dialect for an error body when the request did not
-// classify: Anthropic for paths under /v1/messages or when the client sent an
-// anthropic-version header, OpenAI otherwise.
+// classify: Anthropic for paths under an Anthropic endpoint's path (/v1/messages)
+// or when the client sent an anthropic-version header, OpenAI otherwise.
 func GuessDialect(path string, hasAnthropicVersion bool) Dialect {
-	if hasAnthropicVersion || strings.HasPrefix(stripQuery(path), "/v1/messages") {
+	if hasAnthropicVersion {
 		return Anthropic
+	}
+	p := stripQuery(path)
+	all := specs()
+	for i := 1; i < len(all); i++ {
+		if sp := &all[i]; sp.Dialect == Anthropic && strings.HasPrefix(p, sp.Path) {
+			return Anthropic
+		}
 	}
 	return OpenAI
 }

@@ -88,7 +88,7 @@ func TestEndpointProperties(t *testing.T) {
 			require.Equal(t, tc.name, tc.e.String())
 			require.Equal(t, tc.hasBody, tc.e.HasBody())
 			require.Equal(t, tc.dialect, tc.e.Dialect())
-			require.Equal(t, tc.path, tc.e.UpstreamPath())
+			require.Equal(t, tc.path, tc.e.Spec().Path)
 			if tc.path != "" {
 				// The canonical path must classify back to the endpoint.
 				method := "POST"

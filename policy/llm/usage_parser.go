@@ -12,16 +12,6 @@ const MaxUsageBodySize = 16 << 20
 // than a few scans.
 const maxModelTries = 8
 
-// usageDialect selects how UsageParser reads usage for an endpoint.
-type usageDialect uint8
-
-const (
-	dialectNone      usageDialect = iota // no usage (Models, unknown)
-	dialectChat                          // Chat Completions, Completions, Embeddings
-	dialectResponses                     // OpenAI Responses
-	dialectMessages                      // Anthropic Messages
-)
-
 // UsageParser extracts the token usage a provider reports in a response
 // body that arrives in chunks. Create one per response with NewUsageParser,
 // call Feed for every chunk and Finish at the end of the stream; Usage and
@@ -56,7 +46,7 @@ const (
 //
 // A UsageParser is not safe for concurrent use.
 type UsageParser struct {
-	dialect   usageDialect
+	kind      UsageKind
 	streaming bool
 	finished  bool
 
@@ -78,18 +68,11 @@ type UsageParser struct {
 // NewUsageParser returns a parser for a response to endpoint e. streaming
 // reports whether the response is text/event-stream, which the caller reads
 // from the response headers (a request with "stream": true can still get a
-// JSON error body). For endpoints without usage (Models, EndpointUnknown)
+// JSON error body). For endpoints without usage (Spec.Usage UsageNone: Models, EndpointUnknown)
 // Feed and Finish do nothing.
 func NewUsageParser(e Endpoint, streaming bool) *UsageParser {
 	u := &UsageParser{streaming: streaming}
-	switch e {
-	case ChatCompletions, Completions, Embeddings:
-		u.dialect = dialectChat
-	case Responses:
-		u.dialect = dialectResponses
-	case Messages:
-		u.dialect = dialectMessages
-	}
+	u.kind = e.Spec().Usage
 	u.emit = u.onEvent
 	return u
 }
@@ -97,7 +80,7 @@ func NewUsageParser(e Endpoint, streaming bool) *UsageParser {
 // Feed consumes the next chunk of the response body. It keeps no reference
 // to chunk after it returns. Chunks after Finish are ignored.
 func (u *UsageParser) Feed(chunk []byte) {
-	if u.finished || u.dialect == dialectNone {
+	if u.finished || u.kind == UsageNone {
 		return
 	}
 	if u.streaming {
@@ -118,7 +101,7 @@ func (u *UsageParser) Feed(chunk []byte) {
 // Finish marks the end of the body: a streamed body's unterminated last
 // event is read, a non-streamed body is parsed. Later calls do nothing.
 func (u *UsageParser) Finish() {
-	if u.finished || u.dialect == dialectNone {
+	if u.finished || u.kind == UsageNone {
 		u.finished = true
 		return
 	}
@@ -136,12 +119,12 @@ func (u *UsageParser) Finish() {
 	// A complete JSON body is the whole response: its usage is final.
 	u.ended = true
 	u.setModel(ev.top.model)
-	switch u.dialect {
-	case dialectChat, dialectResponses:
-		if us, ok := decodeOpenAIUsage(ev.top.usage, u.dialect == dialectResponses); ok {
+	switch u.kind {
+	case UsageChat, UsageResponses:
+		if us, ok := decodeOpenAIUsage(ev.top.usage, u.kind == UsageResponses); ok {
 			u.usage, u.seen = us, true
 		}
-	case dialectMessages:
+	case UsageMessages:
 		if c, ok := decodeAnthropicUsage(ev.top.usage); ok {
 			if us, ok := c.usage(); ok {
 				u.usage, u.seen = us, true
@@ -207,11 +190,11 @@ func (u *UsageParser) onEvent(event, data []byte) {
 	if u.stopped || u.ended {
 		return
 	}
-	if u.dialect == dialectMessages && string(event) == evError {
+	if u.kind == UsageMessages && string(event) == evError {
 		u.stopped = true
 		return
 	}
-	if u.dialect == dialectChat && bytes.Equal(data, doneData) {
+	if u.kind == UsageChat && bytes.Equal(data, doneData) {
 		u.ended = true
 		return
 	}
@@ -222,8 +205,8 @@ func (u *UsageParser) onEvent(event, data []byte) {
 	wantUsage := hasNonNullUsage(data) && (len(event) == 0 || u.usageEvent(string(event)))
 	// Without an event name, an Anthropic error and the end events are only
 	// known from the JSON "type".
-	wantType := len(event) == 0 && (u.dialect == dialectMessages && bytes.Contains(data, []byte(`"error"`)) ||
-		u.dialect != dialectChat && mayEnd(data))
+	wantType := len(event) == 0 && (u.kind == UsageMessages && bytes.Contains(data, []byte(`"error"`)) ||
+		u.kind != UsageChat && mayEnd(data))
 	if !wantModel && !wantUsage && !wantType && !end {
 		return
 	}
@@ -231,10 +214,10 @@ func (u *UsageParser) onEvent(event, data []byte) {
 		u.modelTries++
 	}
 	nest := ""
-	switch u.dialect {
-	case dialectResponses:
+	switch u.kind {
+	case UsageResponses:
 		nest = "response"
-	case dialectMessages:
+	case UsageMessages:
 		nest = "message"
 	}
 	var ev eventSpans
@@ -248,13 +231,13 @@ func (u *UsageParser) onEvent(event, data []byte) {
 	if kind == "" {
 		kind, _ = jsonString(ev.top.typ, 64)
 	}
-	switch u.dialect {
-	case dialectChat:
+	switch u.kind {
+	case UsageChat:
 		u.setModel(ev.top.model)
 		if us, ok := decodeOpenAIUsage(ev.top.usage, false); ok {
 			u.usage, u.seen = us, true
 		}
-	case dialectResponses:
+	case UsageResponses:
 		u.setModel(ev.inner.model)
 		if !u.usageEvent(kind) {
 			return
@@ -263,7 +246,7 @@ func (u *UsageParser) onEvent(event, data []byte) {
 			u.usage, u.seen = us, true
 		}
 		u.ended = true
-	case dialectMessages:
+	case UsageMessages:
 		u.setModel(ev.inner.model)
 		switch kind {
 		case evError:
@@ -279,12 +262,12 @@ func (u *UsageParser) onEvent(event, data []byte) {
 }
 
 // endEvent reports whether an event of this name ends the response in the
-// parser's dialect.
+// parser's usage kind.
 func (u *UsageParser) endEvent(name string) bool {
-	switch u.dialect {
-	case dialectResponses:
+	switch u.kind {
+	case UsageResponses:
 		return name == evResponseCompleted || name == evResponseIncomplete || name == evResponseFailed
-	case dialectMessages:
+	case UsageMessages:
 		return name == evMessageStop
 	}
 	return false
@@ -298,12 +281,12 @@ func mayEnd(data []byte) bool {
 }
 
 // usageEvent reports whether an event of this name can carry usage in the
-// parser's dialect. Chat chunks are unnamed, so any name passes.
+// parser's usage kind. Chat chunks are unnamed, so any name passes.
 func (u *UsageParser) usageEvent(name string) bool {
-	switch u.dialect {
-	case dialectResponses:
+	switch u.kind {
+	case UsageResponses:
 		return name == evResponseCompleted || name == evResponseIncomplete || name == evResponseFailed
-	case dialectMessages:
+	case UsageMessages:
 		return name == evMessageStart || name == evMessageDelta
 	default:
 		return true
