@@ -22,11 +22,13 @@ run: build
 
 # test is what CI runs: lint, then unit, protocol (bufconn) and end-to-end tests against a
 # real Envoy, some running the official OpenAI SDK (test/tools/python-sdks.sh installs it into
-# .tools/). With CI=true a missing Envoy or SDK fails those tests instead of skipping them.
+# .tools/), and promtool on the alert rules (test/tools/promtool.sh). With CI=true a missing
+# Envoy, SDK or promtool fails those tests instead of skipping them.
 test: lint
 	@envoy_bin="$$(test/tools/envoy-bin.sh)" || { echo "envoy not available" >&2; envoy_bin=""; }; \
 	sdks="$$(test/tools/python-sdks.sh)" || { echo "python SDKs not available" >&2; sdks=""; }; \
-	ENVOY_BIN="$$envoy_bin" TOLLGATE_PYTHON_SDKS="$$sdks" $(GO) test -race -count=1 ./...
+	promtool="$$(test/tools/promtool.sh)" || { echo "promtool not available" >&2; promtool=""; }; \
+	ENVOY_BIN="$$envoy_bin" TOLLGATE_PYTHON_SDKS="$$sdks" PROMTOOL="$$promtool" $(GO) test -race -count=1 ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
