@@ -10,7 +10,7 @@ import (
 )
 
 // Metrics are the server's Prometheus collectors. Labels come from closed sets (reasons,
-// decisions, configured provider and model names, rule ids, HTTP status codes): never keys,
+// decisions, configured team, provider and model names, rule ids, HTTP status codes): never keys,
 // prompts or client-supplied strings. Per-key series (public key ids) exist only when
 // enabled, because their cardinality grows with the number of keys.
 type Metrics struct {
@@ -40,16 +40,16 @@ func NewMetrics(reg prometheus.Registerer, opts ...MetricsOptions) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_requests_total",
-			Help: "Requests by provider, model, HTTP status, decision and reason (provider and model empty when refused before routing).",
-		}, []string{"provider", "model", "status", "decision", "reason"}),
+			Help: "Requests by team, provider, model, HTTP status, decision and reason (team empty when refused before the key was verified, provider and model before routing).",
+		}, []string{"team", "provider", "model", "status", "decision", "reason"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_tokens_total",
 			Help: "Provider-reported tokens by provider, model and type (input, output, cached_input, cache_write).",
 		}, []string{"provider", "model", "type"}),
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_cost_usd_micros_total",
-			Help: "Charged cost in micro-dollars by provider and model.",
-		}, []string{"provider", "model"}),
+			Help: "Charged cost in micro-dollars by team, provider and model.",
+		}, []string{"team", "provider", "model"}),
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_guardrail_findings_total",
 			Help: "Guardrail matches by rule id, action and direction (request or response).",
@@ -104,7 +104,7 @@ func (m *Metrics) observePhase(p phaseLabel, d time.Duration) {
 
 // observe records one finished exchange.
 func (m *Metrics) observe(s policy.Summary) {
-	m.requests.WithLabelValues(s.Provider, s.Model, strconv.Itoa(s.Status), s.Decision, string(s.Reason)).Inc()
+	m.requests.WithLabelValues(s.Team, s.Provider, s.Model, strconv.Itoa(s.Status), s.Decision, string(s.Reason)).Inc()
 	if s.UsageSeen {
 		for _, t := range [...]struct {
 			typ string
@@ -117,7 +117,7 @@ func (m *Metrics) observe(s policy.Summary) {
 		}
 	}
 	if s.Settled.CostMicros > 0 {
-		m.cost.WithLabelValues(s.Provider, s.Model).Add(float64(s.Settled.CostMicros))
+		m.cost.WithLabelValues(s.Team, s.Provider, s.Model).Add(float64(s.Settled.CostMicros))
 	}
 	for _, ev := range s.Evidence {
 		direction := "request"
