@@ -33,11 +33,16 @@ func newReloadFailure(err error, at time.Time) *reloadFailure {
 func (g *gateway) reloadStatus(status map[string]any) {
 	loaded := g.Snapshot().Loaded.UTC()
 	status["config_loaded_at"] = loaded.Format(time.RFC3339Nano)
-	current := true
 	if f := g.lastFailure.Load(); f != nil {
 		status["last_reload_error"] = f.text
 		status["last_reload_error_at"] = f.at.Format(time.RFC3339Nano)
-		current = f.at.Before(loaded)
 	}
-	status["config_current"] = current
+	status["config_current"] = g.configCurrent()
+}
+
+// configCurrent reports whether the config in force is the files' current content: false
+// from a refused reload until one takes effect.
+func (g *gateway) configCurrent() bool {
+	f := g.lastFailure.Load()
+	return f == nil || f.at.Before(g.Snapshot().Loaded.UTC())
 }

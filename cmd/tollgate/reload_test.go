@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,8 +92,22 @@ func TestReadyzShowsLastReloadError(t *testing.T) {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
 		return m
 	}
+	gauge := func() string {
+		resp, err := http.Get("http://" + tr.admin + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "tollgate_config_current "); ok {
+				return v
+			}
+		}
+		return "missing"
+	}
 	st := readyz()
 	require.Equal(t, true, st["config_current"])
+	require.Equal(t, "1", gauge())
 	require.NotContains(t, st, "last_reload_error")
 	loadedAt, err := time.Parse(time.RFC3339Nano, st["config_loaded_at"].(string))
 	require.NoError(t, err)
@@ -111,6 +126,7 @@ func TestReadyzShowsLastReloadError(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, at.After(loadedAt))
 	require.Equal(t, false, st["config_current"], "the files on disk are not what serves")
+	require.Equal(t, "0", gauge(), "the metric an alert fires on says the same")
 	require.EqualValues(t, 1, st["config_reload_failures"])
 	body, err := json.Marshal(st)
 	require.NoError(t, err)
@@ -120,6 +136,7 @@ func TestReadyzShowsLastReloadError(t *testing.T) {
 	// Fixed: the config is current again; the last error stays visible with its time.
 	require.NoError(t, os.WriteFile(filepath.Join(tr.keyFile), good, 0o600))
 	require.Eventually(t, func() bool { return readyz()["config_current"] == true }, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, "1", gauge())
 	require.Equal(t, st["last_reload_error_at"], readyz()["last_reload_error_at"])
 }
 

@@ -139,6 +139,15 @@ func buildGateway(path string, b policy.BudgetConfig, ledger *ledgerHandle, log 
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tollgate_config_reload_failures_total", Help: "Config reloads refused; the last good config kept serving.",
 	}, func() float64 { return float64(g.failed.Load()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tollgate_config_current",
+		Help: "1 when the config in force is the config files' current content, 0 from a refused reload until one takes effect.",
+	}, func() float64 {
+		if g.configCurrent() {
+			return 1
+		}
+		return 0
+	}))
 	ledger.register(reg)
 	return g, reg, nil
 }

@@ -241,7 +241,7 @@ func TestDashboardCoversTheFailClosedDependencies(t *testing.T) {
 	qs, _ := dashboardQueries(t)
 	dash := named(qs)
 	for _, m := range []string{
-		"tollgate_cost_usd_micros_total",           // spend by provider and model
+		"tollgate_cost_usd_micros_total",           // spend by team, provider and model
 		"tollgate_requests_total",                  // refusals by reason
 		"tollgate_guardrail_findings_total",        // guardrail findings
 		"tollgate_extproc_phase_seconds_bucket",    // latency per ext_proc phase
@@ -264,7 +264,7 @@ func TestDashboardCoversTheFailClosedDependencies(t *testing.T) {
 	for _, m := range []string{
 		"tollgate_budget_ledger_ready",                  // ledger down
 		"tollgate_audit_sink_up",                        // audit sink failing
-		"tollgate_config_reload_failures_total",         // config reload failing
+		"tollgate_config_current",                       // config reload failing
 		"tollgate_budget_settle_dropped_total",          // settle queue dropping
 		"tollgate_tls_cert_not_after_timestamp_seconds", // certificate expiring
 	} {
