@@ -17,7 +17,6 @@ import (
 	"github.com/tollgate-ai/tollgate/policy"
 	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/llm"
-	"github.com/tollgate-ai/tollgate/test/testutil"
 )
 
 // The budget tests use a model whose public name is its catalog name (so the body is not
@@ -63,6 +62,28 @@ func (s *stack) usage(t *testing.T, admin, team, limit string) policy.UsageEntry
 	}
 	t.Fatalf("no %s counter for team %s in %+v", limit, team, rep.Limits)
 	return policy.UsageEntry{}
+}
+
+// usageOf reads one team's limit from a tollgate's admin endpoint; ok is false when the
+// report cannot be read (e.g. the ledger is not answering) or has no such counter.
+func usageOf(admin, team, limit string) (policy.UsageEntry, bool) {
+	resp, err := http.Get(admin + "/usage")
+	if err != nil {
+		return policy.UsageEntry{}, false
+	}
+	defer resp.Body.Close()
+	var rep struct {
+		Limits []policy.UsageEntry `json:"limits"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		return policy.UsageEntry{}, false
+	}
+	for _, e := range rep.Limits {
+		if e.Scope == "team" && e.ID == team && e.Limit == limit {
+			return e, true
+		}
+	}
+	return policy.UsageEntry{}, false
 }
 
 // streamUsage reads an SSE body to its end and returns the final usage chunk's usage.
@@ -228,13 +249,18 @@ func TestBudgetsEmbedded(t *testing.T) {
 	})
 }
 
+// TestBudgetsRedisTwoReplicas runs the multi-replica example (examples/replicas): two
+// Tollgate replicas behind one Envoy share one redis-server started from the example's
+// redis.conf and users.acl (TLS only, one ACL user, AOF), and each replica's budget section is
+// the example's budget.yaml. A budget holds across both replicas, survives a crash of Redis,
+// and fails closed while Redis is down.
 func TestBudgetsRedisTwoReplicas(t *testing.T) {
-	r := testutil.StartRedis(t)
-	redisCfg := func(cfg string) string {
-		cfg = withCappedTeam(cfg)
-		return replaceOnce(t, cfg, "  ledger: embedded ", "  redis: {addrs: [\""+r.Addr()+"\"], timeout: 300ms}\n  ledger: redis ")
-	}
+	r := startExampleRedis(t)
+	redisCfg := func(cfg string) string { return withExampleBudget(t, withCappedTeam(cfg), r) }
 	s := startStack(t, stackOptions{edit: redisCfg, tollgates: 2})
+	for _, cfg := range s.cfgs {
+		require.Contains(t, readFile(t, cfg), "\n  ledger: redis\n", "the replicas use the example's ledger")
+	}
 	key := s.newKey(t, "--name", "capped", "--team", cappedTeam)
 	require.Eventually(t, func() bool {
 		return s.do(t, "GET", "/v1/models", "", "authorization", "Bearer "+key).status == 200
@@ -247,6 +273,23 @@ func TestBudgetsRedisTwoReplicas(t *testing.T) {
 			require.Contains(t, p.Logs(), `"key_id":"`+key[4:16]+`"`, "replica %d served none", i)
 		}
 		require.Equal(t, s.usage(t, s.admins[0], cappedTeam, "usd_lifetime"), s.usage(t, s.admins[1], cappedTeam, "usd_lifetime"))
+	})
+
+	t.Run("a crash of Redis keeps the spend (AOF, appendfsync as shipped)", func(t *testing.T) {
+		before := s.usage(t, s.admins[0], cappedTeam, "usd_lifetime")
+		require.Positive(t, before.Used, "the previous subtest spent some of the budget")
+		r.Kill()
+		r.Start()
+		for _, admin := range s.admins {
+			// The replicas' pooled connections died with the server: the first calls may fail.
+			var after policy.UsageEntry
+			require.Eventually(t, func() bool {
+				var ok bool
+				after, ok = usageOf(admin, cappedTeam, "usd_lifetime")
+				return ok
+			}, 20*time.Second, 100*time.Millisecond, "%s reads the ledger again", admin)
+			require.Equal(t, before.Used, after.Used, "spend after the restart, on %s", admin)
+		}
 	})
 
 	t.Run("redis down: 503 and nothing forwarded; fail_open passes and is counted", func(t *testing.T) {
