@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -42,6 +43,11 @@ type ListenConfig struct {
 	// ExtProcTLS is mutual TLS on the ext_proc listener. Every field is required when any is
 	// set: a client certificate is always required and its SAN must be allow-listed.
 	ExtProcTLS TLSListenerConfig `mapstructure:"extproc_tls"`
+	// ExtProcSocketMode is the permission bits of a unix:/path ext_proc socket, in octal
+	// (default "0600": only tollgate's user can connect). "0660" lets a group connect, as an
+	// Envoy running under another user in the same pod sharing a group (fsGroup). Bits for
+	// others are refused: any local user could then open streams.
+	ExtProcSocketMode string `mapstructure:"extproc_socket_mode"`
 	// Admin serves /healthz, /readyz, /metrics and /usage. A non-loopback address needs
 	// admin.token_sha256 or mutual TLS (admin.tls).
 	Admin string `mapstructure:"admin"`
@@ -94,6 +100,27 @@ func (t TLSListenerConfig) VerifiesClients() bool {
 	return t.ClientCAFile != "" && len(t.AllowedSANs) > 0
 }
 
+// DefaultSocketMode is the ext_proc unix socket's mode when listen.extproc_socket_mode is unset.
+const DefaultSocketMode = 0o600
+
+// ParseSocketMode parses an octal unix socket mode ("0660"; "" is DefaultSocketMode). The
+// owner must be able to read and write it, and others get no bits.
+func ParseSocketMode(s string) (uint32, error) {
+	if s == "" {
+		return DefaultSocketMode, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	switch {
+	case err != nil || m > 0o777:
+		return 0, errors.New(`must be octal permission bits such as "0600" or "0660"`)
+	case m&0o600 != 0o600:
+		return 0, errors.New("must let the owner read and write the socket (0600)")
+	case m&0o007 != 0:
+		return 0, errors.New("must give others no access: any local user could open ext_proc streams")
+	}
+	return uint32(m), nil
+}
+
 // IsLoopbackAddr reports whether addr (host:port or unix:/path) cannot be reached from
 // another host: a unix socket, "localhost" or a loopback IP. An empty host (":50051") binds
 // every interface and is not loopback.
@@ -121,6 +148,13 @@ func (c *Config) validateSurfaces(add func(path, format string, a ...any)) {
 	}
 	if c.Listen.ExtProcTLS.Enabled() {
 		c.Listen.ExtProcTLS.validate("listen.extproc_tls", true, add)
+	}
+	if c.Listen.ExtProcSocketMode != "" {
+		if !strings.HasPrefix(c.Listen.ExtProc, "unix:") {
+			add("listen.extproc_socket_mode", "applies only to a unix:/path listen.extproc")
+		} else if _, err := ParseSocketMode(c.Listen.ExtProcSocketMode); err != nil {
+			add("listen.extproc_socket_mode", "%v", err)
+		}
 	}
 
 	if err := validateListenAddr(c.Listen.Admin, false); err != nil {
@@ -338,6 +372,9 @@ func (c *Config) SurfaceChanges(next *Config) []string {
 		return v
 	}
 	diff("listen.extproc", orDefault(c.Listen.ExtProc, DefaultExtProcAddr) != orDefault(next.Listen.ExtProc, DefaultExtProcAddr))
+	cm, _ := ParseSocketMode(c.Listen.ExtProcSocketMode)
+	nm, _ := ParseSocketMode(next.Listen.ExtProcSocketMode)
+	diff("listen.extproc_socket_mode", cm != nm)
 	diff("listen.admin", orDefault(c.Listen.Admin, DefaultAdminAddr) != orDefault(next.Listen.Admin, DefaultAdminAddr))
 	for _, b := range []struct {
 		path      string

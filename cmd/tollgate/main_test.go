@@ -269,6 +269,9 @@ func TestServeOnUnixSocket(t *testing.T) {
 	tr.extproc, tr.target = "unix:"+sock, "unix://"+sock
 	tr.writeConfig(t, "")
 	tr.start(t)
+	fi, err := os.Stat(sock)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "only tollgate's user can connect by default")
 	demo, err := os.ReadFile(filepath.Join(tr.dir, ".dev", "demo-key"))
 	require.NoError(t, err)
 	require.Equal(t, 0, tr.status(t, strings.TrimSpace(string(demo))))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -165,12 +166,32 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }
 
-func listen(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		_ = os.Remove(path) // a stale socket from a previous run
-		return net.Listen("unix", path)
+// listen opens the ext_proc listener: TCP, or a unix socket given mode (see
+// policy.ParseSocketMode). A stale socket from a previous run is removed, but nothing else
+// at the path is: a mistyped path must not delete a file.
+func listen(addr string, mode uint32) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
 	}
-	return net.Listen("tcp", addr)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket: refusing to replace it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// The socket is created with the umask's mode; connecting needs write permission.
+	if err := os.Chmod(path, fs.FileMode(mode)); err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // adminHandler serves liveness, readiness, metrics and the usage report. Nothing it serves

@@ -159,7 +159,8 @@ func openListeners(cfg policy.Config, dir string, log *zap.Logger, reg prometheu
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("config: %w", err)
 	}
-	lis, err := listen(cfg.Listen.ExtProc)
+	mode, _ := policy.ParseSocketMode(cfg.Listen.ExtProcSocketMode) // validated with the config
+	lis, err := listen(cfg.Listen.ExtProc, mode)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("listen.extproc: %w", err)
 	}
