@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -44,4 +45,18 @@ func TestListenUnixSocket(t *testing.T) {
 	b, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.Equal(t, "keep me", string(b))
+}
+
+// TestServeFailingAuditFreesListeners: when the audit trail cannot open, serve returns the
+// error with both listeners closed, so their addresses can be bound again.
+func TestServeFailingAuditFreesListeners(t *testing.T) {
+	tr := newTrial(t)
+	tr.writeConfig(t, "audit:\n  chain_key: file:.dev/no-such-chain-key\n  checkpoint_key: file:.dev/audit-checkpoint.pem\n  file: {path: audit/audit.log}\n")
+	err := run(context.Background(), []string{"serve", "--config", tr.cfg}, tr.logs, tr.logs)
+	require.ErrorContains(t, err, "audit.chain_key")
+	for _, addr := range []string{tr.extproc, tr.admin} {
+		l, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "%s is free again", addr)
+		require.NoError(t, l.Close())
+	}
 }

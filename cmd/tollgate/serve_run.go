@@ -74,6 +74,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	g.surfaces = surf
 	auditCfg, closeAudit, err := openAudit(cfg.Audit, l.dir, stdout, log, reg)
 	if err != nil {
+		// Nothing serves yet: free the addresses, so a caller (or a restart in the same
+		// process) can bind them again.
+		_ = lis.Close()
+		_ = adminLis.Close()
 		return err
 	}
 	g.audit = auditHealthOf(auditCfg)
