@@ -149,6 +149,9 @@ func (c *Config) validateSurfaces(add func(path, format string, a ...any)) {
 	if c.Listen.ExtProcTLS.Enabled() {
 		c.Listen.ExtProcTLS.validate("listen.extproc_tls", true, add)
 	}
+	if c.Listen.DrainTimeout < 0 {
+		add("listen.drain_timeout", "must be positive (default %s)", DefaultDrainTimeout)
+	}
 	if c.Listen.ExtProcSocketMode != "" {
 		if !strings.HasPrefix(c.Listen.ExtProc, "unix:") {
 			add("listen.extproc_socket_mode", "applies only to a unix:/path listen.extproc")

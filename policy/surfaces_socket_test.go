@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -39,4 +40,17 @@ func TestSocketModeValidation(t *testing.T) {
 	require.Contains(t, c.SurfaceChanges(&next), "listen.extproc_socket_mode")
 	next.Listen.ExtProcSocketMode, c.Listen.ExtProcSocketMode = "", "0600"
 	require.NotContains(t, c.SurfaceChanges(&next), "listen.extproc_socket_mode", "unset is the default 0600")
+}
+
+// TestDrainTimeoutValidation: a negative drain timeout (which would cut every open stream at
+// shutdown, with no time to finish) is refused.
+func TestDrainTimeoutValidation(t *testing.T) {
+	c := Config{Listen: ListenConfig{ExtProc: "127.0.0.1:50051", Admin: "127.0.0.1:9090", DrainTimeout: -time.Second}}
+	var errs []string
+	c.validateSurfaces(func(path, format string, a ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, a...)) })
+	require.Equal(t, []string{"listen.drain_timeout: must be positive (default 15s)"}, errs)
+	c.Listen.DrainTimeout = time.Minute
+	errs = nil
+	c.validateSurfaces(func(path, format string, a ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, a...)) })
+	require.Empty(t, errs)
 }
