@@ -52,6 +52,9 @@ type fallbackScenario struct {
 	noGroups bool
 	// failCluster makes the upstream filter of that cluster's attempt fail its stream.
 	failCluster string
+	// direct routes to the first target the way Tollgate routes a model without fallback
+	// today: route direct-a, the credential set downstream, no plan.
+	direct bool
 }
 
 // attemptSeen is what the upstream filter saw of one attempt.
@@ -181,6 +184,22 @@ func (fp *fallbackProcessor) downstream(req *extprocv3.ProcessingRequest) (*extp
 		md := map[string]any{nsPlan: map[string]any{"targets": plan}}
 		if !fp.sc.noGroups {
 			md[nsFallback] = map[string]any{"priority_groups": groups}
+		}
+		if fp.sc.direct {
+			tg := fp.sc.targets[0]
+			common := &extprocv3.CommonResponse{
+				HeaderMutation: &extprocv3.HeaderMutation{
+					SetHeaders: []*corev3.HeaderValueOption{
+						rawHeader("x-tollgate-upstream", "direct-a"),
+						rawHeader(tg.CredHeader, tg.Credential),
+						rawHeader("content-length", strconv.Itoa(len(body))),
+					},
+					RemoveHeaders: []string{"x-api-key"},
+				},
+				BodyMutation:    &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}},
+				ClearRouteCache: true,
+			}
+			return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: common}}}, nil
 		}
 		dm, err := structpb.NewStruct(md)
 		if err != nil {

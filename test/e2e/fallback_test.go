@@ -258,6 +258,27 @@ func TestFallbackMechanism(t *testing.T) {
 		require.Equal(t, map[string]any{"cluster": "provider_a", "state": "answered", "status": "200"}, attemptEntry(t, down.AttemptsAtHeaders, 1))
 	})
 
+	t.Run("a request without a plan skips the upstream filter", func(t *testing.T) {
+		// The provider clusters also serve models without fallback (routed as today, the
+		// credential set downstream): the upstream filter's matcher skips them, so they cost
+		// no second ext_proc stream.
+		s.proc.use(fallbackScenario{targets: []fallbackTarget{targetA}, direct: true})
+		s.a.answer(answerOK)
+		s.b.answer(answerOK)
+		res := s.chat(t)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		aSent := s.a.responses()
+		require.Len(t, aSent, 1)
+		require.Equal(t, string(aSent[0]), string(res.body), "no upstream filter rewrote the response")
+		aReqs := s.a.requests()
+		require.Len(t, aReqs, 1)
+		require.Equal(t, targetA.Credential, aReqs[0].Header.Get("authorization"))
+		require.Empty(t, s.b.requests())
+		down, attempts := s.proc.seen()
+		require.Empty(t, attempts, "no upstream ext_proc stream")
+		require.Empty(t, down.Attempts)
+	})
+
 	t.Run("no plan in the metadata fails closed", func(t *testing.T) {
 		sc := both
 		sc.noGroups = true
