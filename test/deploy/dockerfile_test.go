@@ -26,12 +26,15 @@ func readRepoFile(t *testing.T, rel string) string {
 
 func dockerStages(t *testing.T) []stage {
 	t.Helper()
-	stages, err := parseDockerfile(readRepoFile(t, "Dockerfile"))
+	stages, err := parseDockerfile(readRepoFile(t, dockerfilePath))
 	require.NoError(t, err)
 	return stages
 }
 
 const (
+	// dockerfilePath is the Dockerfile, built with the repository root as its context (whose
+	// .dockerignore applies).
+	dockerfilePath = "examples/container/Dockerfile"
 	// binaryPath and statePath are the build stage's outputs, the only files the image gets.
 	binaryPath = "/out/tollgate"
 	statePath  = "/out/state"
@@ -64,7 +67,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	})
 	t.Run("no unpinned frontend image", func(t *testing.T) {
-		m := regexp.MustCompile(`(?im)^#\s*syntax\s*=\s*(\S+)`).FindStringSubmatch(readRepoFile(t, "Dockerfile"))
+		m := regexp.MustCompile(`(?im)^#\s*syntax\s*=\s*(\S+)`).FindStringSubmatch(readRepoFile(t, dockerfilePath))
 		if m != nil {
 			require.Regexp(t, digestRE, m[1], "a # syntax= frontend is an image too: pin it by digest")
 		}
@@ -155,6 +158,7 @@ func TestDockerfile(t *testing.T) {
 	})
 	t.Run("the documented run is read-only, with config and state volumes", func(t *testing.T) {
 		sec := readmeSection(t, "## Container image")
+		require.Contains(t, sec, "docker build -f "+dockerfilePath+" ", "the documented build names the Dockerfile, from the root")
 		for _, want := range []string{"docker run", "--read-only", "--cap-drop=ALL", ":/etc/tollgate:ro", ":" + imageState + " "} {
 			require.Contains(t, sec, want)
 		}
@@ -183,7 +187,7 @@ func TestDockerfile(t *testing.T) {
 				}
 			}
 		}
-		require.NotRegexp(t, secretValueRE, readRepoFile(t, "Dockerfile"))
+		require.NotRegexp(t, secretValueRE, readRepoFile(t, dockerfilePath))
 	})
 }
 

@@ -138,7 +138,7 @@ func attemptEntry(t *testing.T, attempts map[string]any, n int) map[string]any {
 	return e
 }
 
-// TestFallbackMechanism proves the fallback mechanism of docs/design/fallback.md in a real
+// TestFallbackMechanism proves the fallback mechanism of envoy/fallback-design.md in a real
 // Envoy 1.40: a priority_group route with refresh_cluster_on_retry sends each attempt to the
 // provider cluster the downstream filter's plan names, and an ext_proc upstream filter on each
 // provider cluster rewrites the credential, path, model and response of its own attempt and
