@@ -75,6 +75,20 @@ func immediateResponse(r *policy.Reply) *extprocv3.ProcessingResponse {
 	}}
 }
 
+// responseHeadersReply answers the response headers, with the header changes the exchange
+// decided (none: an empty reply).
+func responseHeadersReply(set []policy.Header, remove []string) *extprocv3.ProcessingResponse {
+	hr := &extprocv3.HeadersResponse{}
+	if len(set)+len(remove) > 0 {
+		mut := &extprocv3.HeaderMutation{RemoveHeaders: remove, SetHeaders: make([]*corev3.HeaderValueOption, 0, len(set))}
+		for _, h := range set {
+			mut.SetHeaders = append(mut.SetHeaders, headerOption(h))
+		}
+		hr.Response = &extprocv3.CommonResponse{HeaderMutation: mut}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}}
+}
+
 // bodyReplacement replaces a streamed chunk with out (nothing when out is empty).
 func bodyReplacement(out []byte) *extprocv3.ProcessingResponse {
 	bm := &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}

@@ -99,7 +99,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Processi
 		st.log.Error("response guardrail unavailable; refusing the response", zap.Error(err))
 		return immediateResponse(rep), nil
 	}
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}, nil
+	return responseHeadersReply(st.x.ResponseHeaderEdits()), nil
 }
 
 // responseBody answers one streamed response chunk. What the exchange releases without
@@ -109,7 +109,7 @@ func (st *stream) responseBody(b *extprocv3.HttpBody, send func(*extprocv3.Proce
 	chunk, eos := b.GetBody(), b.GetEndOfStream()
 	out, replace, err := st.x.ResponseChunk(chunk, eos)
 	if err != nil && !errors.Is(err, policy.ErrProtocol) {
-		st.log.Warn("response could not be guarded; resetting it instead of releasing it unscanned", zap.Error(err))
+		st.log.Warn("response could not be guarded or translated; resetting it instead of releasing it", zap.Error(err))
 	}
 	if err != nil {
 		st.x.Observe(chunk, eos)
@@ -144,6 +144,9 @@ func (st *stream) finish() policy.Summary {
 		zap.Int64(fieldResponseBytes, s.ResponseBytes),
 		zap.String(fieldEndpoint, s.Endpoint),
 	)
+	if s.UpstreamEndpoint != "" {
+		fields = append(fields, zap.String(fieldUpstreamEndpoint, s.UpstreamEndpoint))
+	}
 	if s.HasHold {
 		fields = append(fields, zap.Int64(fieldReservedMicros, s.Reserved))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate-ai/tollgate/policy/budget"
 	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/llm"
+	"github.com/tollgate-ai/tollgate/policy/translate"
 )
 
 // RoutingHeader is the internal header Envoy routes on. Clients can never set it: Envoy
@@ -85,8 +86,11 @@ type Forward struct {
 	RemoveHeaders []string
 	// Body is the rewritten body, nil when the body is forwarded unchanged.
 	Body []byte
-	// Endpoint selects the usage parser for the response.
-	Endpoint llm.Endpoint
+	// Endpoint is the endpoint the client called, whose shapes the guardrails read in both
+	// directions. Upstream is the one the provider receives, whose usage the response is
+	// settled from: Endpoint itself, unless the request is translated (translate.Find), when
+	// the provider speaks another API than the client.
+	Endpoint, Upstream llm.Endpoint
 	// Estimate is what the budget reserves for this request.
 	Estimate Estimate
 	// Guard is the request scan's outcome (nil when no profile applies); the response is
@@ -97,6 +101,11 @@ type Forward struct {
 	// (llm.UsageChunkFilter), since the client did not ask for it.
 	DropUsageChunk bool
 	price          budget.Price
+	// tr translates the response back to the client's shape (nil: not translated);
+	// includeUsage is the client's stream_options.include_usage, which a translated stream
+	// honours itself.
+	tr           *translate.Translation
+	includeUsage bool
 	// cred keeps the credential whose bytes SetHeaders shares alive (not zeroed) for as long
 	// as this decision is in use, even when its snapshot was swapped out by a reload.
 	cred *credential
@@ -212,7 +221,8 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, a.denyParam(http.StatusForbidden, ReasonModelNotAllowed, "this API key is not allowed to use the requested model", "model")
 	}
 	p := m.provider
-	if !p.supports(a.Endpoint) {
+	tr := translate.Find(a.Endpoint, p.typ)
+	if !p.supports(a.Endpoint) && tr == nil {
 		return nil, a.denyParam(http.StatusBadRequest, ReasonWrongAPI, "the requested model is not served on this endpoint", "model")
 	}
 	if !p.available {
@@ -233,9 +243,23 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 			return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
 		}
 	}
+	up, includeUsage := a.Endpoint, false
+	if tr != nil {
+		// The guardrails scanned (and maybe redacted) the client's body; the provider gets its
+		// translation, which the rewrite below, the reservation and the response read.
+		t, err := tr.Request(body, translate.RequestOptions{MaxTokens: m.maxOut})
+		if err != nil {
+			return nil, a.untranslatable(err)
+		}
+		if req, err = llm.ParseRequest(t.Body); err != nil {
+			return nil, a.deny(http.StatusInternalServerError, ReasonInternal, "internal error")
+		}
+		body, up, includeUsage = t.Body, tr.Upstream, t.IncludeUsage
+	}
 	f := &Forward{Provider: p.name, ProviderType: p.typ, Route: p.route, Model: req.Model, UpstreamModel: m.upstream, Stream: req.Stream,
-		Endpoint: a.Endpoint, price: m.price, Guard: g, DropUsageChunk: injectsUsage(a.Endpoint, p.typ, req)}
-	out, maxOut, rep := s.rewrite(a, p, m, req, body, capOut)
+		Endpoint: a.Endpoint, Upstream: up, price: m.price, Guard: g, DropUsageChunk: injectsUsage(up, p.typ, req),
+		tr: tr, includeUsage: includeUsage}
+	out, maxOut, rep := s.rewrite(a, up, p, m, req, body, capOut)
 	if rep != nil {
 		return nil, rep
 	}
@@ -253,11 +277,17 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		f.SetHeaders = append(f.SetHeaders, Header{Key: p.authHeader, Value: p.cred.value})
 		f.cred = p.cred
 	}
-	if p.typ == ProviderAnthropic && !a.anthropicVer {
+	if p.typ == ProviderAnthropic && (!a.anthropicVer || tr != nil) {
+		// A translation is written for the configured version, whatever a client sent.
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "anthropic-version", Value: []byte(p.anthVer)})
 	}
+	if tr != nil {
+		// Envoy's mutation rules allow :path (not a routing header); the routes match on the
+		// routing header, not the path.
+		f.SetHeaders = append(f.SetHeaders, Header{Key: ":path", Value: []byte(up.Spec().Path)})
+	}
 	if p.typ == ProviderAzureOpenAI {
-		path, err := llm.AzurePath(a.Endpoint, m.upstream, p.apiVersion)
+		path, err := llm.AzurePath(up, m.upstream, p.apiVersion)
 		if err != nil {
 			return nil, a.deny(http.StatusBadRequest, ReasonWrongAPI, "the requested model is not served on this endpoint")
 		}
@@ -281,8 +311,9 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 // body is not parsed again: the upstream model name, stream_options.include_usage on
 // streamed OpenAI-style requests (so usage can be settled), the request policy's output cap
 // (capOut, clamped or written in), and, when configured, the output cap that was reserved.
-// It returns the body and the output tokens to reserve per choice.
-func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
+// ep is the endpoint the provider receives, whose fields are edited. It returns the body and
+// the output tokens to reserve per choice.
+func (s *Snapshot) rewrite(a *Admission, ep llm.Endpoint, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
 	var ed llm.Edits
 	if ed.Reset(&req, body) != nil || !ed.SetModel(m.upstream) {
@@ -290,14 +321,14 @@ func (s *Snapshot) rewrite(a *Admission, p *provider, m *model, req llm.Request,
 		// whose model was not rewritten.
 		return nil, 0, internal()
 	}
-	if injectsUsage(a.Endpoint, p.typ, req) {
+	if injectsUsage(ep, p.typ, req) {
 		if err := ed.IncludeUsage(); errors.Is(err, llm.ErrInvalidField) {
 			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
 		} else if err != nil {
 			return nil, 0, internal()
 		}
 	}
-	field := maxTokensField(a.Endpoint, p.typ)
+	field := maxTokensField(ep, p.typ)
 	if field == "" {
 		return ed.Apply(), 0, nil // no output tokens (embeddings)
 	}
@@ -417,6 +448,23 @@ func (a *Admission) denyParam(status int, r Reason, msg, param string) *Reply {
 	rep := denialWith(a.Dialect, a.RequestID, llm.APIError{Status: status, Code: string(r), Message: msg, Param: param})
 	rep.Reason = r
 	return rep
+}
+
+// untranslatable refuses a request the translation to the provider's API refused: a 400
+// naming the field (param), whose text comes from translate and holds only field names.
+func (a *Admission) untranslatable(err error) *Reply {
+	var fe *translate.FieldError
+	switch {
+	case errors.As(err, &fe) && errors.Is(err, translate.ErrUntranslatable):
+		return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest,
+			fe.Field+" cannot be sent to this model, whose provider speaks another API: "+fe.Reason, fe.Field)
+	case errors.As(err, &fe):
+		return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, fe.Field+": "+fe.Reason, fe.Field)
+	case errors.Is(err, translate.ErrDuplicateKey):
+		return a.deny(http.StatusBadRequest, ReasonInvalidRequest, "request body has duplicate keys")
+	default:
+		return a.deny(http.StatusBadRequest, ReasonInvalidJSON, "request body is not valid JSON (a JSON object is expected)")
+	}
 }
 
 func (a *Admission) tooLarge(limit int) *Reply {

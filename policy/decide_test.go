@@ -194,7 +194,7 @@ func TestRouteDenials(t *testing.T) {
 		{"unknown model", "valid", "/v1/chat/completions", `{"model":"gpt-5-secret"}`, 404, policy.ReasonUnknownModel},
 		{"key allow-list", "limited", "/v1/chat/completions", `{"model":"llama"}`, 403, policy.ReasonModelNotAllowed},
 		{"team allow-list", "research", "/v1/chat/completions", `{"model":"gpt-4o-mini"}`, 403, policy.ReasonModelNotAllowed},
-		{"anthropic model on openai path", "valid", "/v1/chat/completions", `{"model":"claude-haiku"}`, 400, policy.ReasonWrongAPI},
+		{"anthropic model on embeddings path", "valid", "/v1/embeddings", `{"model":"claude-haiku","input":"x"}`, 400, policy.ReasonWrongAPI},
 		{"openai model on messages path", "valid", "/v1/messages", `{"model":"gpt-4o-mini"}`, 400, policy.ReasonWrongAPI},
 		{"provider not configured", "valid", "/v1/chat/completions", `{"model":"offline"}`, 503, policy.ReasonProviderUnavailable},
 		{"empty body", "valid", "/v1/chat/completions", ``, 400, policy.ReasonMissingBody},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/policy/llm"
+	"github.com/tollgate-ai/tollgate/policy/translate"
 )
 
 // Exchange is one request's passage through the gateway, from its headers to the end of its
@@ -50,6 +51,10 @@ type Exchange struct {
 	usage  *llm.UsageParser
 	chunks *llm.UsageChunkFilter // removes the usage chunk Tollgate asked for; nil when none
 	rg     *responseGuard        // nil when the response is not guarded
+	tr     translate.Response    // translates the response to the client's API; nil when none
+
+	hdrSet    []Header // response header changes (ResponseHeaderEdits)
+	hdrRemove []string
 
 	// prompt and completion are kept only when the audit content policy needs them.
 	prompt, completion []byte

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate-ai/tollgate/policy/guard"
 	"github.com/tollgate-ai/tollgate/policy/llm"
+	"github.com/tollgate-ai/tollgate/policy/translate"
 )
 
 // MaxGuardedJSON bounds a non-streamed response held for scanning. A larger one is cut off
@@ -21,6 +22,11 @@ const settleTimeout = 2 * time.Second
 // ErrResponseUnguardable means a response that guardrails apply to could not be scanned: it
 // is refused (before its headers go out) or cut off (after), never released unscanned.
 var ErrResponseUnguardable = errors.New("response could not be guarded")
+
+// ErrResponseUntranslatable means a translated request's response could not be translated
+// back to the client's API: it is cut off rather than released in a shape the client did not
+// ask for.
+var ErrResponseUntranslatable = errors.New("response could not be translated")
 
 // responseGuard applies the request's guardrail profile to the response body. Unlike the
 // pass-through path, it must see each chunk before it is released: text the guardrails have
@@ -54,13 +60,23 @@ func (x *Exchange) ResponseHeaders(status int, contentType string, endOfStream b
 	x.upstreamAt = x.opts.Now()
 	x.phase = phaseResponseBody
 	sse := strings.HasPrefix(strings.ToLower(contentType), "text/event-stream")
-	x.usage = llm.NewUsageParser(x.fwd.Endpoint, sse)
+	// Usage is read from what the provider sent, in its own API's shape.
+	x.usage = llm.NewUsageParser(x.fwd.Upstream, sse)
 	if sse && x.fwd.DropUsageChunk {
 		x.chunks = &llm.UsageChunkFilter{}
 	}
 	if endOfStream {
 		x.respEOS = true
 		return nil, nil
+	}
+	if tr := x.fwd.tr; tr != nil {
+		x.tr = tr.Response(status, sse, translate.ResponseOptions{IncludeUsage: x.fwd.includeUsage, Created: x.upstreamAt.Unix()})
+		// The body changes size; a 2xx stream stays an event stream, anything else becomes JSON.
+		x.hdrRemove = []string{"content-length"}
+		if ok := status >= 200 && status <= 299; !ok || !sse {
+			x.hdrSet = []Header{{Key: "content-type", Value: []byte("application/json")}}
+			sse = false
+		}
 	}
 	if g := x.fwd.Guard; g == nil || g.Profile == "" || status < 200 || status > 299 {
 		return nil, nil // unguarded: errors and other statuses carry no completion
@@ -80,12 +96,21 @@ func (x *Exchange) ResponseHeaders(status int, contentType string, endOfStream b
 	return nil, nil
 }
 
+// ResponseHeaderEdits returns the response header changes decided at the response headers
+// (both nil when none): a translated response loses its content-length, since its body
+// changes size, and is labelled JSON when it becomes JSON (an error page from a proxy).
+func (x *Exchange) ResponseHeaderEdits() (set []Header, remove []string) {
+	return x.hdrSet, x.hdrRemove
+}
+
 // ResponseChunk decides what is released in place of one response chunk: replace is false
 // when the chunk passes unchanged (then out is nil), true when out replaces it (possibly with
 // nothing, while text is held back). Unguarded chunks are decided without looking at them,
-// unless the usage chunk Tollgate asked for must be removed; guarded ones are scanned first.
-// An error fails the stream: a guarded response too large or unreadable to scan is cut off
-// rather than released unscanned. Call Observe for the same chunk afterwards.
+// unless the usage chunk Tollgate asked for must be removed or the response is translated;
+// guarded ones are scanned first, after their translation: what the client reads is what is
+// guarded. An error fails the stream: a guarded response too large or unreadable to scan, or
+// a translated one that cannot be translated, is cut off rather than released unscanned or
+// untranslated. Call Observe for the same chunk afterwards.
 func (x *Exchange) ResponseChunk(chunk []byte, endOfStream bool) (out []byte, replace bool, err error) {
 	switch x.phase {
 	case phaseLocalReply:
@@ -93,6 +118,14 @@ func (x *Exchange) ResponseChunk(chunk []byte, endOfStream bool) (out []byte, re
 	case phaseResponseBody:
 	default:
 		return nil, false, protocolFault("response body in phase %s", x.phase)
+	}
+	if x.tr != nil {
+		if chunk, err = x.translateChunk(chunk, endOfStream); err != nil {
+			return nil, false, err
+		}
+		if x.rg == nil {
+			return chunk, true, nil
+		}
 	}
 	if x.rg == nil {
 		if x.chunks == nil {
@@ -129,6 +162,20 @@ func (x *Exchange) ResponseChunk(chunk []byte, endOfStream bool) (out []byte, re
 		return red, true, nil
 	}
 	return rg.buf, true, nil
+}
+
+// translateChunk returns the translation of one upstream chunk (and of the stream's end).
+func (x *Exchange) translateChunk(chunk []byte, endOfStream bool) ([]byte, error) {
+	out, err := x.tr.Feed(chunk)
+	if err == nil && endOfStream {
+		var rest []byte
+		rest, err = x.tr.Finish()
+		out = append(out, rest...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrResponseUntranslatable, err)
+	}
+	return out, nil
 }
 
 // filterChunks passes out (a chunk, or what the redactor releases in its place) through the

@@ -19,6 +19,9 @@ type Summary struct {
 	Method   string
 	Path     string // without the query string
 	Endpoint string // e.g. chat_completions; "unknown" when the path is not one
+	// UpstreamEndpoint is the endpoint the provider received when Tollgate translated the
+	// request to its API (e.g. messages for chat_completions on Anthropic); "" otherwise.
+	UpstreamEndpoint string
 	// Operation is the endpoint's gen_ai.operation.name ("chat", "embeddings", ...; "" for
 	// one that is not a GenAI operation, such as the model list).
 	Operation string
@@ -74,6 +77,7 @@ func (x *Exchange) Summary() Summary {
 		s.Forwarded = true
 		s.Provider, s.ProviderType, s.Model, s.UpstreamModel, s.Stream = f.Provider, f.ProviderType, f.Model, f.UpstreamModel, f.Stream
 		s.ModelServed = x.modelServed()
+		s.UpstreamEndpoint = f.upstreamName()
 	}
 	if h := x.hold; h != nil {
 		s.HasHold, s.Reserved, s.FailedOpen = true, h.Estimate.CostMicros, h.FailedOpen
@@ -83,6 +87,15 @@ func (x *Exchange) Summary() Summary {
 		s.Evidence = g.Evidence(x.responseFindings())
 	}
 	return s
+}
+
+// upstreamName names the endpoint the provider received when the request was translated, ""
+// otherwise (so the events of untranslated requests keep their shape).
+func (f *Forward) upstreamName() string {
+	if f.tr == nil {
+		return ""
+	}
+	return f.Upstream.String()
 }
 
 // modelServed is the model the provider reported, else the upstream model asked for.
@@ -151,6 +164,7 @@ func (x *Exchange) AuditEvent(v4Bits, v6Bits int) *audit.Event {
 	}
 	if f := x.fwd; f != nil {
 		e.Provider, e.ModelRequested, e.ModelServed, e.Stream = f.Provider, f.Model, x.modelServed(), f.Stream
+		e.UpstreamEndpoint = f.upstreamName()
 	}
 	e.Tokens = audit.Tokens{Input: x.used.InputTokens, Output: x.used.OutputTokens,
 		CachedInput: x.used.CachedInputTokens, CacheWrite: x.used.CacheWriteTokens}

@@ -56,7 +56,7 @@ func TestLayering(t *testing.T) {
 	}
 	for _, p := range goList(t, "./extproc/...") {
 		for _, imp := range p.Imports {
-			for _, inner := range []string{"policy/guard", "policy/llm", "policy/budget", "policy/keys", "policy/secrets"} {
+			for _, inner := range []string{"policy/guard", "policy/llm", "policy/budget", "policy/keys", "policy/secrets", "policy/translate"} {
 				require.False(t, strings.HasPrefix(imp, "github.com/tollgate-ai/tollgate/"+inner),
 					"%s imports %s: extproc reaches policy only through its top-level API", p.ImportPath, imp)
 			}

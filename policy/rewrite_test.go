@@ -21,14 +21,14 @@ type rewriteCase struct {
 	capOut   int64
 }
 
-func (c rewriteCase) run(body []byte, rw func(*Snapshot, *Admission, *provider, *model, llm.Request, []byte, int64) ([]byte, int64, *Reply)) ([]byte, int64, *Reply, error) {
+func (c rewriteCase) run(body []byte, rw func(*Snapshot, *Admission, llm.Endpoint, *provider, *model, llm.Request, []byte, int64) ([]byte, int64, *Reply)) ([]byte, int64, *Reply, error) {
 	req, err := llm.ParseRequest(body)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	s := &Snapshot{budget: &budgetPolicy{inject: c.inject}}
 	a := &Admission{Endpoint: c.endpoint, Dialect: c.endpoint.Dialect()}
-	out, maxOut, rep := rw(s, a, &provider{typ: c.typ}, &model{upstream: c.upstream, maxOut: c.maxOut}, req, body, c.capOut)
+	out, maxOut, rep := rw(s, a, c.endpoint, &provider{typ: c.typ}, &model{upstream: c.upstream, maxOut: c.maxOut}, req, body, c.capOut)
 	return out, maxOut, rep, nil
 }
 
@@ -45,7 +45,7 @@ func TestRewriteOneAllocation(t *testing.T) {
 	var out []byte
 	allocs := testing.AllocsPerRun(50, func() {
 		var rep *Reply
-		if out, _, rep = s.rewrite(a, p, m, req, body, 100); rep != nil {
+		if out, _, rep = s.rewrite(a, llm.ChatCompletions, p, m, req, body, 100); rep != nil {
 			t.Fatal(rep.Reason)
 		}
 	})
@@ -99,7 +99,7 @@ func FuzzRewrite(f *testing.F) {
 
 // chainedRewrite is rewrite as it was before edit lists: one rewrite at a time, parsing the
 // body again after each. FuzzRewrite holds the edit list to its output.
-func chainedRewrite(s *Snapshot, a *Admission, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
+func chainedRewrite(s *Snapshot, a *Admission, ep llm.Endpoint, p *provider, m *model, req llm.Request, body []byte, capOut int64) ([]byte, int64, *Reply) {
 	internal := func() *Reply { return a.deny(http.StatusInternalServerError, ReasonInternal, "internal error") }
 	out := req.WithModel(body, m.upstream)
 	if out == nil {
@@ -113,7 +113,7 @@ func chainedRewrite(s *Snapshot, a *Admission, p *provider, m *model, req llm.Re
 	if len(out) != len(body) && !reparse() {
 		return nil, 0, internal()
 	}
-	if injectsUsage(a.Endpoint, p.typ, req) {
+	if injectsUsage(ep, p.typ, req) {
 		var err error
 		if out, err = req.WithIncludeUsage(out); errors.Is(err, llm.ErrInvalidField) {
 			return nil, 0, a.deny(http.StatusBadRequest, ReasonInvalidRequest, "stream_options must be an object")
@@ -124,10 +124,10 @@ func chainedRewrite(s *Snapshot, a *Admission, p *provider, m *model, req llm.Re
 			return nil, 0, internal()
 		}
 	}
-	if a.Endpoint == llm.Embeddings {
+	if ep == llm.Embeddings {
 		return out, 0, nil
 	}
-	field := maxTokensField(a.Endpoint, p.typ)
+	field := maxTokensField(ep, p.typ)
 	for i := 0; capOut > 0 && i < 3 && (req.MaxTokens > capOut || req.MaxTokensField == "" && field != ""); i++ {
 		f := req.MaxTokensField
 		if f == "" {

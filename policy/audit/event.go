@@ -33,6 +33,8 @@ const (
 //	key_id               public id of the virtual key; absent when no key was identified
 //	team                 the key's team; absent when unknown
 //	endpoint             normalized endpoint, e.g. "chat_completions"
+//	upstream_endpoint    the endpoint the provider received when the gateway translated the
+//	                     request to its API (e.g. "messages"); absent otherwise
 //	provider             upstream provider name; absent when not routed
 //	model_requested      model named by the client; absent when none
 //	model_served         model reported by the upstream; absent when none
@@ -63,6 +65,7 @@ type Event struct {
 	KeyID             string             `json:"key_id,omitempty"`
 	Team              string             `json:"team,omitempty"`
 	Endpoint          string             `json:"endpoint"`
+	UpstreamEndpoint  string             `json:"upstream_endpoint,omitempty"`
 	Provider          string             `json:"provider,omitempty"`
 	ModelRequested    string             `json:"model_requested,omitempty"`
 	ModelServed       string             `json:"model_served,omitempty"`

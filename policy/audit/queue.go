@@ -67,7 +67,7 @@ const eventOverhead = 640
 // Strings are counted at their length; ids and codes rarely need escaping, and
 // sealed content is ASCII armor.
 func (e *Event) approxSize() int64 {
-	n := eventOverhead + len(e.RequestID) + len(e.KeyID) + len(e.Team) + len(e.Endpoint) + len(e.Provider) +
+	n := eventOverhead + len(e.RequestID) + len(e.KeyID) + len(e.Team) + len(e.Endpoint) + len(e.UpstreamEndpoint) + len(e.Provider) +
 		len(e.ModelRequested) + len(e.ModelServed) + len(e.Decision) + len(e.Reason) + len(e.SettleRule) + len(e.ClientAddr)
 	for _, g := range e.Guardrails {
 		n += 48 + len(g.Rule) + len(g.Action)
