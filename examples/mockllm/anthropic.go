@@ -7,14 +7,14 @@ import (
 )
 
 type anthropicMessage struct {
-	ID           string           `json:"id"`
-	Type         string           `json:"type"`
-	Role         string           `json:"role"`
-	Model        string           `json:"model"`
-	Content      []anthropicBlock `json:"content"`
-	StopReason   *string          `json:"stop_reason"`
-	StopSequence *string          `json:"stop_sequence"`
-	Usage        anthropicUsage   `json:"usage"`
+	ID           string         `json:"id"`
+	Type         string         `json:"type"`
+	Role         string         `json:"role"`
+	Model        string         `json:"model"`
+	Content      []any          `json:"content"` // anthropicBlock or toolUseBlock
+	StopReason   *string        `json:"stop_reason"`
+	StopSequence *string        `json:"stop_sequence"`
+	Usage        anthropicUsage `json:"usage"`
 }
 
 type anthropicBlock struct {
@@ -73,7 +73,8 @@ type typeOnly struct {
 
 // messages serves POST /v1/messages (Anthropic). A stream is message_start (input tokens and
 // output_tokens 1), content_block_start, ping, one content_block_delta per chunk,
-// content_block_stop, message_delta (cumulative output tokens) and message_stop.
+// content_block_stop, message_delta (cumulative output tokens) and message_stop. A request
+// with tools is answered with a tool call instead (see toolCallFor).
 func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte) {
 	if !s.anthropicAuthorized(w, r) {
 		return
@@ -114,9 +115,13 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte) {
 	endTurn := "end_turn"
 	msg := anthropicMessage{
 		ID: fmt.Sprintf("msg_mock_%d", s.nextID()), Type: "message", Role: "assistant", Model: model,
-		Content:    []anthropicBlock{{Type: "text", Text: strings.Join(pieces, "")}},
+		Content:    []any{anthropicBlock{Type: "text", Text: strings.Join(pieces, "")}},
 		StopReason: &endTurn,
 		Usage:      anthropicUsage{InputTokens: in, OutputTokens: len(pieces)},
+	}
+	if call, ok := toolCallFor(f); ok {
+		s.toolUse(w, r, msg, call, stream, len(pieces))
+		return
 	}
 	if !stream {
 		writeJSON(w, http.StatusOK, msg)
@@ -124,7 +129,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 
 	start := msg
-	start.Content = []anthropicBlock{}
+	start.Content = []any{}
 	start.StopReason = nil
 	start.Usage.OutputTokens = 1
 	sse := startSSE(w, r, s.opts.Cadence)
