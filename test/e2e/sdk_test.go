@@ -47,7 +47,7 @@ func TestReadmeSDKSnippetsRun(t *testing.T) {
 	for _, block := range strings.Split(readme, "```python\n")[1:] {
 		snippets = append(snippets, block[:strings.Index(block, "```")])
 	}
-	require.Len(t, snippets, 2, "the OpenAI and the Anthropic example")
+	require.Len(t, snippets, 3, "the OpenAI and the Anthropic example, and the OpenAI SDK calling an Anthropic model")
 	for _, code := range snippets {
 		code = strings.ReplaceAll(code, "https://localhost:8443", s.base)
 		cmd := exec.Command("python3", "-c", code)
