@@ -16,8 +16,8 @@ import (
 
 // TestOpenAISDKCallsAnthropicModel: the official OpenAI Python SDK calls claude-haiku-4-5
 // (provider type anthropic, the mock behind it) through Envoy and Tollgate: plain chat,
-// streams without and with include_usage, a tool call, its result, and a streamed tool call.
-// It gets correct answers; the mock receives valid Anthropic Messages requests on
+// streams without and with include_usage, a tool call, its result, a streamed tool call, and
+// a request Anthropic refuses. It gets correct answers (and the SDK's own error class); the mock receives valid Anthropic Messages requests on
 // /v1/messages, asserted field by field, with the Anthropic key and no virtual key; each
 // request is charged Anthropic's usage at the model's price, and nothing else.
 func TestOpenAISDKCallsAnthropicModel(t *testing.T) {
@@ -66,6 +66,10 @@ func TestOpenAISDKCallsAnthropicModel(t *testing.T) {
 			Content      string
 		} `json:"tool_result"`
 		ToolStream streamed `json:"tool_stream"`
+		Error      *struct {
+			Class, Code, Type, Message string
+			Status                     int
+		}
 	}
 	require.NoError(t, json.Unmarshal(raw, &got), "%s", raw)
 	t.Logf("the SDK read: %s", raw)
@@ -106,10 +110,17 @@ func TestOpenAISDKCallsAnthropicModel(t *testing.T) {
 		require.Equal(t, "get_weather", got.ToolStream.ToolCalls[0].Name)
 		require.True(t, strings.HasPrefix(got.ToolStream.ToolCalls[0].ID, "toolu_mock_"))
 		require.JSONEq(t, `{"city":"mock"}`, got.ToolStream.ToolCalls[0].Arguments)
+
+		require.NotNil(t, got.Error, "max_tokens 0 is refused by the provider")
+		require.Equal(t, "BadRequestError", got.Error.Class)
+		require.Equal(t, 400, got.Error.Status)
+		require.Equal(t, "invalid_request_error", got.Error.Code, "Anthropic's error type")
+		require.Equal(t, "invalid_request_error", got.Error.Type)
+		require.Contains(t, got.Error.Message, "max_tokens")
 	})
 
 	reqs := s.mock.Requests()
-	require.Len(t, reqs, 6)
+	require.Len(t, reqs, 7)
 	t.Run("the mock receives Anthropic requests with the provider key only", func(t *testing.T) {
 		for i, r := range reqs {
 			require.Equal(t, http.MethodPost, r.Method, "request %d", i)
@@ -141,6 +152,7 @@ func TestOpenAISDKCallsAnthropicModel(t *testing.T) {
 				`","name":"get_weather","input":{"city":"mock"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"` + call +
 				`","content":"18 degrees and sunny"}]}],"tools":` + tools + `}`,
 			`{"model":"mock-claude-haiku","max_tokens":64,"messages":[` + ask + `],"stream":true,"tools":` + tools + `,"tool_choice":{"type":"tool","name":"get_weather"}}`,
+			`{"model":"mock-claude-haiku","max_tokens":0,"messages":` + hello + `}`,
 		} {
 			require.JSONEq(t, want, string(reqs[i].Body), "request %d", i)
 			var fields map[string]json.RawMessage
@@ -168,7 +180,10 @@ func TestOpenAISDKCallsAnthropicModel(t *testing.T) {
 				lines = append(lines, ln)
 			}
 		}
-		require.Len(t, lines, 6)
+		require.Len(t, lines, 7)
+		require.Equal(t, "upstream_error", lines[6].SettleRule, "the refused request costs nothing")
+		require.Zero(t, lines[6].Cost)
+		lines = lines[:6]
 		var total int64
 		for i, ln := range lines {
 			require.Equal(t, "chat_completions", ln.Endpoint)

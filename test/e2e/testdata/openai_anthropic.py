@@ -1,9 +1,9 @@
 """Calls an Anthropic model through Tollgate with the official OpenAI Python SDK.
 
 Usage: python3 openai_anthropic.py BASE_URL CA_FILE MODEL; the virtual key comes from the
-TOLLGATE_KEY environment variable (never argv). Makes six calls in order (plain, streamed
-without and with include_usage, a tool call, its result, a streamed tool call) and prints
-what the SDK parsed from each as one JSON object.
+TOLLGATE_KEY environment variable (never argv). Makes seven calls in order (plain, streamed
+without and with include_usage, a tool call, its result, a streamed tool call, and one the
+provider refuses) and prints what the SDK parsed from each as one JSON object.
 """
 import json
 import os
@@ -75,4 +75,10 @@ out["tool_result"] = {"finish_reason": r.choices[0].finish_reason, "content": r.
 
 out["tool_stream"] = stream(messages=ask, max_tokens=64, tools=tools,
                             tool_choice={"type": "function", "function": {"name": "get_weather"}})
+try:
+    client.chat.completions.create(model=model, max_tokens=0, messages=hello)
+    out["error"] = None
+except openai.APIStatusError as e:
+    out["error"] = {"class": type(e).__name__, "status": e.status_code, "code": e.code, "type": e.type,
+                    "message": e.message}
 print(json.dumps(out))
