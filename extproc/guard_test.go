@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -163,4 +164,38 @@ func TestGuardedCleanJSONResponseLosesLogprobs(t *testing.T) {
 	out := released(roundTrip(t, s, respBody(body, true)), body)
 	require.Contains(t, out, `"logprobs":null`)
 	require.NotContains(t, out, `"token"`)
+}
+
+// TestResponseBodyModeNoneRefusesGuardedAndTranslated: an Envoy filter that never sends
+// response bodies (response_body_mode NONE) would let responses reach clients unguarded or
+// untranslated. Such requests are refused before anything is forwarded; a request with
+// neither goes on (and settles at its reservation, since no usage can be read).
+func TestResponseBodyModeNoneRefusesGuardedAndTranslated(t *testing.T) {
+	none := func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingRequest {
+		req.ProtocolConfig.ResponseBodyMode = filterv3.ProcessingMode_NONE
+		return req
+	}
+	t.Run("guarded", func(t *testing.T) {
+		h := serve(t, policytest.NewWith(t, policytest.Guarded))
+		s, _ := h.open(t)
+		roundTrip(t, s, none(chatHeaders(h.fx.Keys["valid"])))
+		ir := roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`)).GetImmediateResponse()
+		require.NotNil(t, ir, "not forwarded")
+		require.EqualValues(t, 503, ir.GetStatus().GetCode())
+		require.Contains(t, string(ir.GetBody()), "guardrail_unreadable")
+	})
+	h := serve(t, policytest.New(t))
+	t.Run("translated", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, none(chatHeaders(h.fx.Keys["valid"])))
+		ir := roundTrip(t, s, reqBody(`{"model":"claude-haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)).GetImmediateResponse()
+		require.NotNil(t, ir, "not forwarded")
+		require.EqualValues(t, 503, ir.GetStatus().GetCode())
+	})
+	t.Run("neither", func(t *testing.T) {
+		s, _ := h.open(t)
+		roundTrip(t, s, none(chatHeaders(h.fx.Keys["valid"])))
+		cr := roundTrip(t, s, reqBody(`{"model":"fast","messages":[]}`)).GetRequestBody()
+		require.NotNil(t, cr, "forwarded")
+	})
 }

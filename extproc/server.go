@@ -166,6 +166,9 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) (err err
 				s.log.Error("envoy ext_proc filter misconfigured", zap.Error(err))
 				return status.Error(codes.FailedPrecondition, err.Error())
 			}
+			if hidesResponseBodies(pc) {
+				x.ResponseBodiesHidden()
+			}
 		}
 		began := time.Now()
 		if b := req.GetResponseBody(); b != nil {

@@ -200,3 +200,9 @@ func checkProtocol(pc *extprocv3.ProtocolConfiguration) error {
 	}
 	return nil
 }
+
+// hidesResponseBodies reports a filter that never sends response bodies (response_body_mode
+// NONE): the exchange then refuses requests whose responses it must read.
+func hidesResponseBodies(pc *extprocv3.ProtocolConfiguration) bool {
+	return pc.GetResponseBodyMode() == filterv3.ProcessingMode_NONE
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type Exchange struct {
 	endpoint     llm.Endpoint
 	requestID    string // sanitized x-request-id
 	client       string // the client's address, as Envoy reports it
+
+	// bodiesHidden: the proxy does not send response bodies (ResponseBodiesHidden).
+	bodiesHidden bool
 
 	adm   *Admission
 	fwd   *Forward
@@ -173,6 +177,11 @@ func (x *Exchange) RequestBody(body []byte, endOfStream bool) (*Forward, *Reply,
 	if rep != nil {
 		return nil, x.reply(rep), nil
 	}
+	if x.bodiesHidden {
+		if rep := x.needsResponseBody(fwd); rep != nil {
+			return nil, x.reply(rep), nil
+		}
+	}
 	hold, rep := x.snap.Reserve(x.ctx, x.adm, fwd, x.opts.Now())
 	if rep != nil {
 		return nil, x.reply(rep), nil
@@ -182,6 +191,26 @@ func (x *Exchange) RequestBody(body []byte, endOfStream bool) (*Forward, *Reply,
 	x.reason, x.decided = ReasonOK, true
 	x.phase = phaseForwarded
 	return fwd, nil, nil
+}
+
+// ResponseBodiesHidden tells the exchange that the proxy will not send it the response body
+// (an Envoy filter whose response_body_mode is NONE). A request whose response must be read
+// before the client gets it, guarded or translated, is then refused instead of answered
+// unguarded or untranslated; others go on, and settle at their reservation since no usage
+// can be seen.
+func (x *Exchange) ResponseBodiesHidden() { x.bodiesHidden = true }
+
+// needsResponseBody refuses a request whose response Tollgate must read (nil when none).
+func (x *Exchange) needsResponseBody(f *Forward) *Reply {
+	switch {
+	case f.Guard != nil && f.Guard.Profile != "":
+		return x.adm.deny(http.StatusServiceUnavailable, ReasonGuardrailUnreadable,
+			"the gateway cannot apply its guardrails to responses right now")
+	case f.tr != nil:
+		return x.adm.deny(http.StatusServiceUnavailable, ReasonInternal,
+			"the gateway cannot translate responses right now")
+	}
+	return nil
 }
 
 // reply records that Tollgate answered the request itself.
