@@ -77,6 +77,11 @@ type ProviderConfig struct {
 	Type string `mapstructure:"type"`
 	// Route is the value tollgate puts in the routing header; envoy.yaml routes it to a cluster.
 	Route string `mapstructure:"route"`
+	// Cluster is the Envoy cluster this provider's attempts go to when a model falls back
+	// across providers (models[].fallback): envoy.yaml's fallback-N routes send attempt k to
+	// the cluster of target k, whose upstream ext_proc filter sets this provider's credential.
+	// Required for every provider a fallback plan names; unused otherwise.
+	Cluster string `mapstructure:"cluster"`
 	// Credential is a secret reference (env:NAME or file:PATH) or a sealed value
 	// (sealed:v1...). "none" is allowed only for openai-compatible servers that take no key.
 	// It is short for Credentials{Primary: Credential}; set one or the other.
@@ -111,6 +116,9 @@ type ModelConfig struct {
 	// MaxOutputTokens is the output reserved for a request that sets no max_tokens (and, with
 	// budget.inject_max_tokens, the cap written into it). Default budget.default_max_output_tokens.
 	MaxOutputTokens int64 `mapstructure:"max_output_tokens"`
+	// Fallback lists the targets tried, in order, after Provider when it answers 429 or 5xx,
+	// or its connection fails before any response (see FallbackTarget and README).
+	Fallback []FallbackTarget `mapstructure:"fallback"`
 }
 
 // TeamConfig groups keys; Models, when set, is the team's allow-list.

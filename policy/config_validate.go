@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 	keks := c.validateKEKs(add)
 	providers := c.validateProviders(keks, add)
 	public := c.validateModels(providers, add)
+	c.validateFallback(add)
 	teams := c.validateTeams(public, add)
 	c.validateBudget(add)
 	c.validateGuardrails(add)
