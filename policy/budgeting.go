@@ -127,6 +127,9 @@ type Outcome struct {
 	Ended bool
 	// Status is the upstream's HTTP status, 0 when no response headers arrived.
 	Status int
+	// price prices the usage instead of the Forward's own price: the serving target's, for a
+	// request with a fallback plan.
+	price *budget.Price
 }
 
 // charge is the settlement rule, for every dialect: usage when the response ended and
@@ -151,7 +154,11 @@ func charge(est Estimate, p budget.Price, o Outcome) Settlement {
 // the end of the stream, on a context detached from the stream (already cancelled when the
 // client went away). The charge is returned even when the ledger write fails.
 func (f *Forward) Settle(ctx context.Context, h *Hold, o Outcome) (Settlement, error) {
-	st := charge(f.Estimate, f.price, o)
+	price := f.price
+	if o.price != nil {
+		price = *o.price
+	}
+	st := charge(f.Estimate, price, o)
 	if h == nil {
 		return st, nil
 	}

@@ -72,6 +72,8 @@ type Admission struct {
 	names        []string            // the client's header names, as Envoy sent them
 	get          func(string) string // their values
 	anthropicVer bool
+	path         string    // the request path as Envoy sent it (a fallback plan replays it)
+	at           time.Time // when the headers were decided
 }
 
 // Forward is the decision to send a request upstream, with the header and body changes.
@@ -109,6 +111,10 @@ type Forward struct {
 	// cred keeps the credential whose bytes SetHeaders shares alive (not zeroed) for as long
 	// as this decision is in use, even when its snapshot was swapped out by a reload.
 	cred *credential
+	// Plan is set for a model with fallback targets (see planForward): no credential is set,
+	// and each attempt is decided by Snapshot.NewAttempt. Nil otherwise.
+	Plan    *Plan
+	targets []*model // the plan's targets, in order
 }
 
 // Admit decides on the request headers: a known endpoint, a valid virtual key, a JSON
@@ -183,7 +189,7 @@ func (s *Snapshot) Admit(now time.Time, h RequestHeaders) (*Admission, *Reply) {
 			return nil, a.tooLarge(s.maxBody)
 		}
 	}
-	a.names, a.get = h.Names, h.Get
+	a.names, a.get, a.path, a.at = h.Names, h.Get, h.Path, now
 	return a, nil
 }
 
@@ -225,9 +231,11 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if !p.supports(a.Endpoint) && tr == nil {
 		return nil, a.denyParam(http.StatusBadRequest, ReasonWrongAPI, "the requested model is not served on this endpoint", "model")
 	}
-	if !p.available {
+	m, targets := m.available()
+	if m == nil {
 		return nil, a.deny(http.StatusServiceUnavailable, ReasonProviderUnavailable, "the provider for this model is not configured")
 	}
+	p = m.provider
 
 	capOut, rep := s.checkShape(a, req, len(body))
 	if rep != nil {
@@ -268,6 +276,9 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if len(out) != len(orig) || &out[0] != &orig[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})
+	}
+	if len(targets) > 1 {
+		return s.planForward(a, f, targets, req.Choices, len(out), maxOut)
 	}
 	f.SetHeaders = append(f.SetHeaders,
 		Header{Key: RoutingHeader, Value: []byte(p.route)},
@@ -433,7 +444,7 @@ func containsString(list []string, s string) bool {
 func (s *Snapshot) modelList(a *Admission) *Reply {
 	infos := make([]llm.ModelInfo, 0, len(s.ordered))
 	for _, m := range s.ordered {
-		if s.allowed(a.Key, m) && m.provider.available {
+		if first, _ := m.available(); first != nil && s.allowed(a.Key, m) {
 			infos = append(infos, llm.ModelInfo{ID: m.public, OwnedBy: m.provider.name, Created: m.created})
 		}
 	}

@@ -36,6 +36,9 @@ const (
 	ReasonAuditUnavailable     Reason = "audit_unavailable"
 	ReasonLedgerUnavailable    Reason = "ledger_unavailable"
 	ReasonInternal             Reason = "internal_error"
+	// ReasonAttemptRefused marks a fallback attempt Tollgate's upstream filter refused to send:
+	// it did not match the request's plan (see Snapshot.NewAttempt).
+	ReasonAttemptRefused Reason = "attempt_refused"
 	// ReasonIncomplete marks a stream that ended before any decision: the client went away
 	// during the headers, or the proxy stopped before the body arrived.
 	ReasonIncomplete Reason = "incomplete"

@@ -32,6 +32,9 @@ type Snapshot struct {
 	// Warnings lists non-fatal problems found while compiling (for example an optional
 	// provider without its credential). They never contain secret values.
 	Warnings []string
+	// planKey authenticates fallback plans (see Plan): derived from the pepper, so every
+	// replica sharing the pepper accepts the plans the others make.
+	planKey []byte
 }
 
 type team struct {
@@ -47,6 +50,9 @@ type model struct {
 	created  int64
 	price    budget.Price
 	maxOut   int64 // output tokens reserved when the request sets no cap
+	// fallback are the targets tried after this one (models[].fallback), in order; each is a
+	// model of the same public name with its own provider, upstream name and price.
+	fallback []*model
 }
 
 // provider holds the decrypted credential in memory only (see credential). It has no String
@@ -55,6 +61,7 @@ type provider struct {
 	name       string
 	typ        string
 	route      string
+	cluster    string      // the Envoy cluster of its fallback attempts ("" when none)
 	authHeader string      // lower-case header name the provider reads its key from
 	cred       *credential // nil: no credential (credential: none)
 	available  bool
@@ -103,7 +110,7 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 	}
 	defer ring.Wipe()
 	for i, pc := range cfg.Providers {
-		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true,
+		p := &provider{name: pc.Name, typ: pc.Type, route: pc.Route, cluster: pc.Cluster, apiVersion: pc.APIVersion, anthVer: pc.AnthropicVersion, available: true,
 			forward: forwardable(pc.Type, pc.ForwardHeaders)}
 		if pc.Organization != "" {
 			p.fixed = append(p.fixed, Header{Key: "openai-organization", Value: []byte(pc.Organization)})
@@ -140,7 +147,9 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 		for _, a := range mc.Aliases {
 			s.models[a] = m
 		}
+		m.fallback = s.compileFallback(mc, m, catalog)
 	}
+	s.planKey = derivePlanKey(pepper.Bytes())
 
 	s.keyPolicy, s.teamPolicy = map[string]*requestPolicy{}, map[string]*requestPolicy{}
 	for _, tc := range cfg.Teams {

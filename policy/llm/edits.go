@@ -178,6 +178,18 @@ func (e *Edits) maxTokens(i int) (int64, bool) {
 	return parseCount(e.body[sp.start:sp.end])
 }
 
+// HasMaxTokens reports whether the output cap field (FieldMaxTokens,
+// FieldMaxCompletionTokens or FieldMaxOutputTokens) holds a number, edits
+// applied.
+func (e *Edits) HasMaxTokens(field string) bool {
+	i := maxFieldIndex(field)
+	if i < 0 || !e.ok {
+		return false
+	}
+	_, ok := e.maxTokens(i)
+	return ok
+}
+
 // CapMaxTokens limits the request's output to n tokens, n > 0: every output
 // cap field above n is set to n and, when no field holds a number, field is
 // set to n (unless field is ""). It returns the request's cap afterwards
