@@ -67,6 +67,8 @@ type Exchange struct {
 	used    llm.Usage
 	seen    bool
 	settled Settlement
+
+	attempts attemptsSeen // a fallback plan's attempts, as their upstream filters reported them
 }
 
 // ExchangeOptions adjust an Exchange.

@@ -239,6 +239,7 @@ func (x *Exchange) End() error {
 	if x.usage != nil {
 		o.Ended = x.usage.Ended()
 	}
+	o = x.attemptOutcome(o)
 	var err error
 	x.settled, err = x.fwd.Settle(ctx, x.hold, o)
 	return err

@@ -59,6 +59,10 @@ type Summary struct {
 	GuardProfile  string
 	GuardDecision string
 	Evidence      []GuardEvidence
+
+	// Attempts counts the attempts of a request with a fallback plan (0 otherwise); Provider,
+	// ProviderType, UpstreamModel and ModelServed are then the serving attempt's.
+	Attempts int
 }
 
 // Summary reports the exchange. It is meant for after End.
@@ -78,6 +82,7 @@ func (x *Exchange) Summary() Summary {
 		s.Provider, s.ProviderType, s.Model, s.UpstreamModel, s.Stream = f.Provider, f.ProviderType, f.Model, f.UpstreamModel, f.Stream
 		s.ModelServed = x.modelServed()
 		s.UpstreamEndpoint = f.upstreamName()
+		x.attemptSummary(&s)
 	}
 	if h := x.hold; h != nil {
 		s.HasHold, s.Reserved, s.FailedOpen = true, h.Estimate.CostMicros, h.FailedOpen
@@ -179,6 +184,7 @@ func (x *Exchange) AuditEvent(v4Bits, v6Bits int) *audit.Event {
 	for _, ev := range x.guardOutcome().Evidence(x.responseFindings()) {
 		e.Guardrails = append(e.Guardrails, audit.GuardrailFinding{Rule: ev.Rule, Action: ev.Action, Count: ev.Count})
 	}
+	x.auditAttempts(e)
 	return e
 }
 

@@ -54,6 +54,7 @@ const (
 //	bytes_in             request body bytes received from the client
 //	bytes_out            response body bytes sent to the client
 //	client_addr          client address already truncated with TruncateAddr; absent when dropped
+//	attempts             [{n, provider, model, status, outcome}] of a request with fallback targets; absent otherwise
 //	content              {prompt_hmac, completion_hmac} or {sealed}; absent in content mode off
 //	seq                  position in the emitter's chain, from 1 (set by the chain)
 //	prev                 mac of the previous record, or a random chain id for seq 1 (set by the chain)
@@ -84,6 +85,7 @@ type Event struct {
 	BytesIn           int64              `json:"bytes_in"`
 	BytesOut          int64              `json:"bytes_out"`
 	ClientAddr        string             `json:"client_addr,omitempty"`
+	Attempts          []Attempt          `json:"attempts,omitempty"`
 	Content           *Content           `json:"content,omitempty"`
 
 	// Chain fields. The Emitter sets them; values set by the caller are ignored.
@@ -121,6 +123,18 @@ type GuardrailFinding struct {
 	Rule   string `json:"rule"`
 	Action string `json:"action"`
 	Count  int    `json:"count"`
+}
+
+// Attempt is one attempt of a request with fallback targets: its number (1, 2, ...), the
+// provider and upstream model it went to, the status it answered (0 when none) and its
+// outcome, one of served, failed, no_answer, refused and cut. It never names a cluster, an
+// address or a key.
+type Attempt struct {
+	N        int    `json:"n"`
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Status   int    `json:"status,omitempty"`
+	Outcome  string `json:"outcome"`
 }
 
 // Content is the optional content member, set by ContentPolicy.Apply. In hash

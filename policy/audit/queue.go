@@ -75,6 +75,9 @@ func (e *Event) approxSize() int64 {
 	for _, l := range e.Limits {
 		n += 3 + len(l)
 	}
+	for _, a := range e.Attempts {
+		n += 64 + len(a.Provider) + len(a.Model) + len(a.Outcome)
+	}
 	if c := e.Content; c != nil {
 		// Armor lines end in "\n", written as `\n` in JSON.
 		n += 64 + len(c.PromptHMAC) + len(c.CompletionHMAC) + len(c.Sealed) + len(c.Sealed)/64
