@@ -44,17 +44,21 @@ func forwardResponse(a *policy.Admission, f *policy.Forward) *extprocv3.Processi
 	if f.Body != nil {
 		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: f.Body}}
 	}
+	md := map[string]*structpb.Value{
+		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"key_id":   structpb.NewStringValue(a.Key.ID),
+			"team":     structpb.NewStringValue(a.Key.Team),
+			"endpoint": structpb.NewStringValue(a.Endpoint.String()),
+			"model":    structpb.NewStringValue(f.Model),
+			"provider": structpb.NewStringValue(f.Provider),
+		}}),
+	}
+	if f.Plan != nil {
+		planMetadata(md, f.Plan)
+	}
 	return &extprocv3.ProcessingResponse{
-		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: cr}},
-		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-				"key_id":   structpb.NewStringValue(a.Key.ID),
-				"team":     structpb.NewStringValue(a.Key.Team),
-				"endpoint": structpb.NewStringValue(a.Endpoint.String()),
-				"model":    structpb.NewStringValue(f.Model),
-				"provider": structpb.NewStringValue(f.Provider),
-			}}),
-		}},
+		Response:        &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{Response: cr}},
+		DynamicMetadata: &structpb.Struct{Fields: md},
 	}
 }
 

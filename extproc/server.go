@@ -136,6 +136,12 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) (err err
 		// No config has ever loaded: refuse, Envoy fails closed (status_on_error).
 		return status.Error(codes.Unavailable, "no configuration loaded")
 	}
+	switch stage, err := stageOf(srv); {
+	case err != nil:
+		return err
+	case stage == stageUpstream:
+		return s.processUpstream(srv, snap)
+	}
 	x := snap.NewExchange(srv.Context(), policy.ExchangeOptions{
 		Now: s.now, CaptureContent: s.captureContent(), AuditUnavailable: s.auditUnavailable,
 	})
@@ -160,6 +166,7 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) (err err
 			return err
 		}
 		x.SetClient(clientAddr(req))
+		st.observeAttempts(req)
 		if pc := req.GetProtocolConfig(); pc != nil {
 			if err := checkProtocol(pc); err != nil {
 				x.Fail()
