@@ -12,6 +12,8 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	matchingv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/matching/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -30,11 +32,13 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/upstream_codec/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/formatter/req_without_query/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/early_header_mutation/header_mutation/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/matching/common_inputs/network/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/matching/input_matchers/metadata/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/router/cluster_specifiers/priority_group/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -211,4 +215,39 @@ func requireProtoEqual(t *testing.T, want, got proto.Message, msg string) {
 		require.Equal(t, o.Format(want), o.Format(got), msg)
 		t.Fatalf("%s: messages differ", msg)
 	}
+}
+
+// withoutFallback removes from Tollgate's ext_proc HTTP filter (wrapped in its matcher) the
+// metadata namespaces of fallback across providers. Fallback needs envoy.yaml's fallback-N
+// routes and Tollgate's upstream filter chain on every provider cluster; the Istio and Envoy
+// Gateway examples generate their routes and provider clusters from their own resources and
+// ship neither, so their filter carries only the tollgate namespace. A model with fallback
+// targets is not offered there: Tollgate routes it to fallback-N, which no route matches, and
+// the catch-all answers the JSON 502 (README, "Fallback across providers").
+func withoutFallback(t *testing.T, hf *hcmv3.HttpFilter) {
+	t.Helper()
+	ewm := &matchingv3.ExtensionWithMatcher{}
+	require.NoError(t, hf.GetTypedConfig().UnmarshalTo(ewm))
+	ep := &extprocv3.ExternalProcessor{}
+	require.NoError(t, ewm.GetExtensionConfig().GetTypedConfig().UnmarshalTo(ep))
+	stripFallbackNamespaces(ep)
+	inner, err := anypb.New(ep)
+	require.NoError(t, err)
+	ewm.ExtensionConfig.TypedConfig = inner
+	outer, err := anypb.New(ewm)
+	require.NoError(t, err)
+	hf.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: outer}
+}
+
+// stripFallbackNamespaces keeps only the tollgate namespace in ep's metadata options.
+func stripFallbackNamespaces(ep *extprocv3.ExternalProcessor) {
+	mo := ep.GetMetadataOptions()
+	mo.ForwardingNamespaces = nil
+	var keep []string
+	for _, ns := range mo.GetReceivingNamespaces().GetUntyped() {
+		if ns != "tollgate.fallback" && ns != "tollgate.plan" {
+			keep = append(keep, ns)
+		}
+	}
+	mo.ReceivingNamespaces.Untyped = keep
 }

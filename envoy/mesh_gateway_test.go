@@ -211,6 +211,7 @@ func TestEnvoyGatewayExtProc(t *testing.T) {
 	want.GrpcService.Timeout = durationpb.New(egGrpcTimeout)      // does not cut streams: test/e2e TestEnvoyGatewayExtProcFilter
 	want.MaxMessageTimeout = nil                                  // Tollgate never asks for more time
 	want.MutationRules = nil                                      // defaults: routing and x-envoy-* headers stay immutable; a rejected mutation is dropped, not an error
+	stripFallbackNamespaces(want)                                 // no fallback across providers here (see withoutFallback)
 	requireProtoEqual(t, want, got, "envoy.yaml's filter with Envoy Gateway's fixed settings")
 }
 

@@ -79,6 +79,7 @@ func TestIstioEnvoyFilter(t *testing.T) {
 			want := proto.Clone(httpFilter(t, hcm, "envoy.filters.http.ext_proc")).(*hcmv3.HttpFilter)
 			require.True(t, want.GetDisabled())
 			want.Disabled = false
+			withoutFallback(t, want)
 			requireProtoEqual(t, want, f, "ext_proc filter (settings, processing mode, matcher)")
 		case "CLUSTER ADD":
 			c := &clusterv3.Cluster{}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -81,6 +82,7 @@ func checkConfig(path string, opt *envoycheck.Options) ([]envoycheck.Finding, er
 	for _, p := range cfg.Providers {
 		opt.ProviderRoutes[p.Route] = append(opt.ProviderRoutes[p.Route], p.Name)
 	}
+	opt.FallbackClusters, opt.FallbackPlans = fallbackUse(cfg)
 	return c.list, nil
 }
 
@@ -372,4 +374,38 @@ func (c *configCheck) checkValid(cfg *policy.Config) {
 		c.list = append(c.list, envoycheck.Finding{Severity: envoycheck.High, ID: "config-invalid", File: "config",
 			Path: path, Problem: "tollgate serve refuses this config: " + line, Fix: "fix the field named in the message"})
 	}
+}
+
+// fallbackUse returns, for the models with fallback targets, the clusters their plans name
+// (with the providers that name them) and their plan lengths.
+func fallbackUse(cfg policy.Config) (map[string][]string, []int) {
+	cluster := map[string]string{}
+	for _, p := range cfg.Providers {
+		cluster[p.Name] = p.Cluster
+	}
+	clusters := map[string][]string{}
+	var plans []int
+	for _, m := range cfg.Models {
+		if len(m.Fallback) == 0 {
+			continue
+		}
+		if n := len(m.Fallback) + 1; !slices.Contains(plans, n) {
+			plans = append(plans, n)
+		}
+		for _, prov := range append([]string{m.Provider}, fallbackProviders(m)...) {
+			if cl := cluster[prov]; cl != "" && !slices.Contains(clusters[cl], prov) {
+				clusters[cl] = append(clusters[cl], prov)
+			}
+		}
+	}
+	slices.Sort(plans)
+	return clusters, plans
+}
+
+func fallbackProviders(m policy.ModelConfig) []string {
+	out := make([]string, 0, len(m.Fallback))
+	for _, t := range m.Fallback {
+		out = append(out, t.Provider)
+	}
+	return out
 }

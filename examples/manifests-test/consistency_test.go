@@ -99,10 +99,28 @@ func TestRoutesMatchProviders(t *testing.T) {
 	}
 	require.Equal(t, []string{"anthropic", "openai"}, keys(want))
 
+	// Plain Envoy also routes the plans of models with fallback targets (fallback-2 to
+	// fallback-4, as envoy/envoy.yaml), each attempt to the cluster of its provider
+	// (providers[].cluster). The Istio and Envoy Gateway examples do not offer fallback.
+	clusters := map[string]bool{}
+	for _, p := range cfg["providers"].([]any) {
+		clusters[fmt.Sprint(p.(map[string]any)["cluster"])] = true
+	}
+	require.Equal(t, []string{"anthropic", "openai"}, keys(clusters))
+	plain := append(keys(want), "fallback-2", "fallback-3", "fallback-4")
+	sort.Strings(plain)
 	for _, f := range []string{"../kubernetes/sidecar/envoy-config.yaml", "../kubernetes/service/envoy-config.yaml"} {
 		got := map[string]bool{}
-		routedValues(envoyBootstrap(t, f), got)
-		require.Equal(t, keys(want), keys(got), f)
+		bs := envoyBootstrap(t, f)
+		routedValues(bs, got)
+		require.Equal(t, plain, keys(got), f)
+		names := map[string]bool{}
+		for _, c := range bs["static_resources"].(map[string]any)["clusters"].([]any) {
+			names[fmt.Sprint(c.(map[string]any)["name"])] = true
+		}
+		for c := range clusters {
+			require.True(t, names[c], "%s: providers[].cluster %s", f, c)
+		}
 	}
 
 	istio := map[string]bool{}

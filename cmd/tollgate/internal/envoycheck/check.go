@@ -36,6 +36,12 @@ type Options struct {
 	// MetadataNamespace is the dynamic metadata namespace Tollgate writes on the requests it
 	// forwards (extproc.MetadataNamespace).
 	MetadataNamespace string
+	// FallbackClusters maps each providers[].cluster a fallback plan names to its providers;
+	// each must run Tollgate's upstream filter. Nil skips the cross-check.
+	FallbackClusters map[string][]string
+	// FallbackPlans lists the plan lengths (targets per model) the config uses; each needs
+	// its fallback-N route.
+	FallbackPlans []int
 }
 
 // Check decodes the Envoy bootstrap raw (YAML or JSON) and returns its findings, sorted. It
@@ -62,6 +68,8 @@ type checker struct {
 	providerClusters map[string]bool
 	// routedValues are the routing-header values Envoy routes on, with a route path each.
 	routedValues map[string]string
+	// fallbackRoutes are Tollgate's fallback-N routes by N, with their paths.
+	fallbackRoutes map[int]string
 }
 
 // hcmAt is one HTTP connection manager and where it sits.
@@ -75,7 +83,7 @@ type hcmAt struct {
 
 func newChecker(bs *bootstrapv3.Bootstrap, opt Options, f *findings) *checker {
 	c := &checker{bs: bs, opt: opt, f: f, clusters: map[string]*clusterv3.Cluster{},
-		providerClusters: map[string]bool{}, routedValues: map[string]string{}}
+		providerClusters: map[string]bool{}, routedValues: map[string]string{}, fallbackRoutes: map[int]string{}}
 	for _, cl := range bs.GetStaticResources().GetClusters() {
 		c.clusters[cl.GetName()] = cl
 	}
@@ -127,6 +135,7 @@ func (c *checker) run() {
 		}
 	}
 	c.checkRouteValues()
+	c.checkFallback()
 	c.checkAccessLogs()
 }
 

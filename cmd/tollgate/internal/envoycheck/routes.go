@@ -75,7 +75,7 @@ func (c *checker) collectRoutes(h hcmAt) {
 	}
 	forEachRoute(h, func(_ *routev3.VirtualHost, _ string, r *routev3.Route, rp string) {
 		v, kind := routingMatch(r, c.opt.RoutingHeader)
-		if kind == matchNone || r.GetRoute() == nil {
+		if kind == matchNone || r.GetRoute() == nil || fallbackSpecifier(r.GetRoute()) != nil {
 			return
 		}
 		if kind == matchExact {
@@ -159,6 +159,10 @@ func (c *checker) checkRoute(h hcmAt, r *routev3.Route, rp string, rs extProcSta
 	a := r.GetRoute()
 	if a == nil {
 		return // direct_response, redirect: nothing is forwarded
+	}
+	if pg := fallbackSpecifier(a); pg != nil {
+		c.checkFallbackRoute(h, r, rp, rs, pg)
+		return
 	}
 	if a.GetClusterHeader() != "" {
 		c.checkClusterHeader(h, a.GetClusterHeader(), join(rp, "route.cluster_header"))
