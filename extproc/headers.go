@@ -39,6 +39,7 @@ const (
 	fieldGuardProfile     = "guard_profile"
 	fieldGuardDecision    = "guard_decision"
 	fieldGuardFindings    = "guard_findings"
+	fieldAttempts         = "attempts"
 )
 
 // loggableHeaders is the allow-list of headers that may appear in a debug log. Anything else,

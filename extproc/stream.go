@@ -173,6 +173,9 @@ func (st *stream) finish() policy.Summary {
 			zap.Bool(fieldComplete, s.Complete),
 			zap.Duration(fieldFirstByte, s.FirstByte),
 		)
+		if s.Attempts > 0 {
+			fields = append(fields, zap.Int(fieldAttempts, s.Attempts))
+		}
 	}
 	lvl := zap.InfoLevel
 	if s.Status >= http.StatusInternalServerError {

@@ -224,6 +224,7 @@ func TestFallbackOverExtProc(t *testing.T) {
 	line := h.logs.FilterMessage("request").All()
 	require.Len(t, line, 1)
 	require.Equal(t, "az", line[0].ContextMap()["provider"])
+	require.EqualValues(t, 2, line[0].ContextMap()["attempts"])
 	requireNoSecrets(t, h, fallbackPrompt)
 	raw, err := json.Marshal(e)
 	require.NoError(t, err)
