@@ -106,7 +106,7 @@ func targetServes(primary, target string) string {
 		}
 		if typeDialect(target) != sp.Dialect {
 			return fmt.Sprintf("speaks another API than the %s endpoint the model is served on: "+
-				"falling back to it needs translation, which Tollgate does not do yet", sp.Name)
+				"falling back to it needs each attempt translated, which Tollgate does not do yet", sp.Name)
 		}
 		return fmt.Sprintf("does not serve the %s endpoint the model is served on", sp.Name)
 	}

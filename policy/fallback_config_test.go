@@ -71,11 +71,11 @@ func TestValidateFallback(t *testing.T) {
 		{"openai to anthropic needs translation", func(c *policy.Config) {
 			withClusters(c)
 			c.Models[0].Fallback = []policy.FallbackTarget{{Provider: "ant", Upstream: "claude-haiku-4-5"}}
-		}, []string{`models[0].fallback[0].provider: provider "ant" (type anthropic) speaks another API than the chat_completions endpoint the model is served on: falling back to it needs translation, which Tollgate does not do yet`}},
+		}, []string{`models[0].fallback[0].provider: provider "ant" (type anthropic) speaks another API than the chat_completions endpoint the model is served on: falling back to it needs each attempt translated, which Tollgate does not do yet`}},
 		{"anthropic to openai needs translation", func(c *policy.Config) {
 			withClusters(c)
 			c.Models[2].Fallback = []policy.FallbackTarget{{Provider: "oai", Upstream: "gpt-4o"}}
-		}, []string{`models[2].fallback[0].provider: provider "oai" (type openai) speaks another API than the messages endpoint the model is served on: falling back to it needs translation`}},
+		}, []string{`models[2].fallback[0].provider: provider "oai" (type openai) speaks another API than the messages endpoint the model is served on: falling back to it needs each attempt translated`}},
 		{"fallback pricing is checked", func(c *policy.Config) {
 			withClusters(c)
 			c.Models[0].Fallback = []policy.FallbackTarget{{Provider: "az", Upstream: "d", Pricing: &policy.PricingConfig{Input: "lots"}}}
@@ -112,5 +112,5 @@ func TestCompileFallbackRefusedTranslation(t *testing.T) {
 	withClusters(&cfg)
 	cfg.Models[0].Fallback = []policy.FallbackTarget{{Provider: "ant", Upstream: "claude-haiku-4-5"}}
 	_, err := policy.Compile(cfg, "", policytest.Resolver(), policytest.New(t).Now)
-	require.ErrorContains(t, err, "needs translation")
+	require.ErrorContains(t, err, "needs each attempt translated")
 }
