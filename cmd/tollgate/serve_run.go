@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,9 +43,16 @@ const (
 // the ledger. The closes are deferred in the reverse of that order, so every early
 // return also closes what was opened.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfgPath, err := parseServeFlags(args, stderr)
+	cfgPath, cpuProfile, err := parseServeFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cpuProfile != "" {
+		stopProfile, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile() // after shutdown (deferred first, runs last)
 	}
 	l, log, err := readServeConfig(cfgPath, stderr)
 	if err != nil {
@@ -95,15 +104,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return serveErr
 }
 
-// parseServeFlags parses serve's flags and returns the config path.
-func parseServeFlags(args []string, stderr io.Writer) (string, error) {
+// parseServeFlags parses serve's flags and returns the config path and the CPU profile path
+// ("" for none).
+func parseServeFlags(args []string, stderr io.Writer) (string, string, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "tollgate.yaml", "config file (YAML)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file at shutdown (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return *cfgPath, nil
+	return *cfgPath, *cpuProfile, nil
+}
+
+// startCPUProfile profiles the process's CPU into path (runtime/pprof) until the returned
+// function is called. Used by the load harness (make bench) to show where Tollgate spends
+// its time; the profile holds function names and sample counts, no request data.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // readServeConfig reads the config (with defaults) and builds the root logger from it. The
