@@ -116,11 +116,15 @@ func serveAll(ctx context.Context, srvs ...*http.Server) error {
 func runNoop(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("noop", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:50052", "ext_proc address (h2c)")
+	listen := fs.String("listen", "127.0.0.1:50052", "ext_proc address (h2c): host:port or unix:/path")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	lis, err := net.Listen("tcp", *listen)
+	network, address := "tcp", *listen
+	if path, ok := strings.CutPrefix(address, "unix:"); ok {
+		network, address = "unix", path
+	}
+	lis, err := net.Listen(network, address)
 	if err != nil {
 		return err
 	}

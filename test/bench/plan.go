@@ -47,6 +47,13 @@ var plans = map[string]plan{
 		kneeP99: 50 * time.Millisecond, maxFlight: 2000, timeout: 10 * time.Second,
 		profileFor: 10 * time.Second,
 	},
+	// focus compares settings: W1 at 1,000 and 2,000 req/s and W2, no sweep, no profile.
+	"focus": {
+		name: "focus", segment: 4 * time.Second,
+		w1Rates: []float64{1000, 2000}, w1Rounds: 2,
+		w2Rates: []float64{25}, w2Rounds: 1, w2Segment: 6 * time.Second, w2Cadence: 10 * time.Millisecond,
+		kneeP99: 50 * time.Millisecond, maxFlight: 2000, timeout: 10 * time.Second,
+	},
 	// quick is for developing the harness: every phase, briefly.
 	"quick": {
 		name: "quick", segment: 1500 * time.Millisecond,

@@ -24,6 +24,21 @@ import (
 type common struct {
 	repo, tollgate, envoy, out, work string
 	concurrency                      int
+	extProcEnv                       envList
+	unix                             bool
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func commonFlags(fs *flag.FlagSet) *common {
@@ -34,6 +49,8 @@ func commonFlags(fs *flag.FlagSet) *common {
 	fs.StringVar(&c.out, "out", "results", "directory for the JSON results, REPORT.md and charts")
 	fs.StringVar(&c.work, "work", "", "working directory for configs, state and logs (default: a new temporary one)")
 	fs.IntVar(&c.concurrency, "concurrency", 2, "Envoy worker threads (--concurrency)")
+	fs.Var(&c.extProcEnv, "extproc-env", "KEY=VALUE added to the environment of Tollgate and the do-nothing server (repeatable)")
+	fs.BoolVar(&c.unix, "unix", false, "ext_proc over unix sockets instead of loopback TCP (Tollgate and the do-nothing server)")
 	return c
 }
 
@@ -61,7 +78,7 @@ func (c *common) startStack(ctx context.Context, log io.Writer) (*stack.Stack, e
 	}
 	fmt.Fprintf(log, "starting the stack in %s\n", c.work)
 	return stack.Start(ctx, stack.Options{Repo: c.repo, Tollgate: c.tollgate, Envoy: c.envoy, Self: self, Work: c.work,
-		Concurrency: c.concurrency, Marker: Marker})
+		Concurrency: c.concurrency, Marker: Marker, ExtProcEnv: c.extProcEnv, Unix: c.unix})
 }
 
 // pidsOf names the accounted processes.
@@ -75,13 +92,17 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := commonFlags(fs)
-	profile := fs.String("profile", "default", "default or quick")
+	profile := fs.String("profile", "default", "default, focus (W1 at 1,000 and 2,000 req/s, W2) or quick")
+	profileFor := fs.Duration("cpuprofile-for", -1, "how long to profile Tollgate at the end (0: not at all; default: the profile's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	p, ok := plans[*profile]
 	if !ok {
 		return fmt.Errorf("unknown profile %q", *profile)
+	}
+	if *profileFor >= 0 {
+		p.profileFor = *profileFor
 	}
 	out := &results.Run{Started: time.Now().UTC(), Machine: machine()}
 	st, err := c.startStack(ctx, stderr)
@@ -96,7 +117,7 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer stopSmp()
 	go b.smp.run(smpCtx)
 
-	out.Settings = settings(p, c.concurrency)
+	out.Settings = settings(p, c)
 	if err := b.all(ctx); err != nil {
 		return err
 	}
@@ -126,13 +147,18 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // settings records the plan.
-func settings(p plan, conc int) results.Settings {
-	return results.Settings{Profile: p.name, SegmentSeconds: p.segment.Seconds(), EnvoyConcurrency: conc,
-		KneeP99Ms: float64(p.kneeP99.Milliseconds()), MaxInFlight: p.maxFlight,
+func settings(p plan, c *common) results.Settings {
+	transport := "HTTP/1.1 plaintext on loopback (driver → Envoy → upstream); ext_proc gRPC h2c on loopback TCP"
+	if c.unix {
+		transport = "HTTP/1.1 plaintext on loopback (driver → Envoy → upstream); ext_proc gRPC h2c on unix sockets"
+	}
+	return results.Settings{Profile: p.name, SegmentSeconds: p.segment.Seconds(), EnvoyConcurrency: c.concurrency,
+		ExtProcEnv: c.extProcEnv,
+		KneeP99Ms:  float64(p.kneeP99.Milliseconds()), MaxInFlight: p.maxFlight,
 		RequestBodyBytes: len(requestBody(W1, 4096)), ReplyBytes: shapeFor(W1, p).ReplyBytes,
 		StreamChunks: shapeFor(W2, p).Chunks, StreamChunkBytes: shapeFor(W2, p).ChunkBytes,
 		StreamCadenceMs: float64(p.w2Cadence.Microseconds()) / 1000,
-		Transport:       "HTTP/1.1 plaintext on loopback (driver → Envoy → upstream); ext_proc gRPC h2c on loopback TCP"}
+		Transport:       transport}
 }
 
 // machine describes this machine now.

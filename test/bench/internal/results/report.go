@@ -76,6 +76,9 @@ func Markdown(r *Run, soak *Soak, analysis string, charts []string) string {
 	w("One Envoy with three listeners built from `envoy/envoy.yaml` (same HTTP filters, routes, local replies and access log; ext_proc settings as users run them) and one upstream cluster:\n\n")
 	w("- **D**: Envoy only (the ext_proc filter removed).\n- **N**: ext_proc to a do-nothing server (same filter and processing modes; it answers every message with an empty reply).\n")
 	w("- **F**: ext_proc to Tollgate with the policy of `examples/config.yaml`: key check and swap, budget reservation and settlement (embedded ledger), guardrail profile `standard` on request and response, audit trail to a file (HMAC-chained).\n\n")
+	if len(r.Settings.ExtProcEnv) > 0 {
+		w("Environment of both ext_proc servers: `%s`. ", strings.Join(r.Settings.ExtProcEnv, " "))
+	}
 	w("Transport: %s. Open-loop driver (latency from the scheduled send time), HDR histograms; paths interleaved in rounds (D, N, F, D, N, F, …), %g s per path per round. ", r.Settings.Transport, r.Settings.SegmentSeconds)
 	w("Request body %d bytes; JSON reply %d bytes; stream %d chunks of ~%d bytes plus the usage chunk, one every %g ms. Knee: p99 > %g ms or any failure.\n\n",
 		r.Settings.RequestBodyBytes, r.Settings.ReplyBytes, r.Settings.StreamChunks, r.Settings.StreamChunkBytes, r.Settings.StreamCadenceMs, r.Settings.KneeP99Ms)

@@ -76,6 +76,8 @@ type Settings struct {
 	StreamChunkBytes int     `json:"stream_chunk_bytes"`
 	StreamCadenceMs  float64 `json:"stream_cadence_ms"`
 	Transport        string  `json:"transport"`
+	// ExtProcEnv is what was added to the ext_proc servers' environment (e.g. GOMAXPROCS=1).
+	ExtProcEnv []string `json:"extproc_env,omitempty"`
 }
 
 // Step is one workload at one offered rate, every path measured over the same rounds.

@@ -18,6 +18,9 @@ type Ports struct {
 	Tollgate   int // Tollgate ext_proc (h2c)
 	Noop       int // do-nothing ext_proc server (h2c)
 	Upstream   int // zero-delay upstream (HTTP/1.1)
+	// TollgateSock and NoopSock, when set, are unix socket paths that replace the ext_proc
+	// servers' TCP ports (both or neither, so N and F stay comparable).
+	TollgateSock, NoopSock string
 }
 
 // Names the generated bootstrap relies on in envoy/envoy.yaml. If one is renamed there,
@@ -115,8 +118,9 @@ func EnvoyBootstrap(src []byte, p Ports) ([]byte, error) {
 		for _, e := range []struct {
 			c    map[string]any
 			port int
-		}{{extproc, p.Tollgate}, {noopC, p.Noop}, {up, p.Upstream}} {
-			if err := setEndpoint(e.c, e.port); err != nil {
+			sock string
+		}{{extproc, p.Tollgate, p.TollgateSock}, {noopC, p.Noop, p.NoopSock}, {up, p.Upstream, ""}} {
+			if err := setEndpoint(e.c, e.port, e.sock); err != nil {
 				fail("cluster %v: %v", e.c["name"], err)
 			}
 		}
@@ -262,8 +266,9 @@ func routeCatchAllUpstream(l map[string]any) error {
 	return nil
 }
 
-// setEndpoint points a STATIC cluster's single endpoint at 127.0.0.1:port.
-func setEndpoint(c map[string]any, port int) error {
+// setEndpoint points a STATIC cluster's single endpoint at 127.0.0.1:port, or at the unix
+// socket sock when it is set.
+func setEndpoint(c map[string]any, port int, sock string) error {
 	eps, _ := mapAt(c, "load_assignment")["endpoints"].([]any)
 	if len(eps) != 1 {
 		return fmt.Errorf("%d endpoint groups, want 1", len(eps))
@@ -272,9 +277,15 @@ func setEndpoint(c map[string]any, port int) error {
 	if len(lbs) != 1 {
 		return fmt.Errorf("%d lb_endpoints, want 1", len(lbs))
 	}
-	sa := mapAt(lbs[0].(map[string]any), "endpoint", "address", "socket_address")
+	a := mapAt(lbs[0].(map[string]any), "endpoint", "address")
+	sa := mapAt(a, "socket_address")
 	if sa == nil {
 		return errors.New("endpoint socket_address not found")
+	}
+	if sock != "" {
+		delete(a, "socket_address")
+		a["pipe"] = map[string]any{"path": sock}
+		return nil
 	}
 	sa["address"], sa["port_value"] = "127.0.0.1", port
 	return nil

@@ -108,6 +108,26 @@ func TestEnvoyBootstrapFromEnvoyYAML(t *testing.T) {
 	require.NotContains(t, string(out), "0.0.0.0")
 }
 
+// TestEnvoyBootstrapUnixSockets: with socket paths, both ext_proc clusters use a pipe.
+func TestEnvoyBootstrapUnixSockets(t *testing.T) {
+	p := testPorts
+	p.TollgateSock, p.NoopSock = "/tmp/t.sock", "/tmp/n.sock"
+	out, err := EnvoyBootstrap(readRepo(t, "envoy/envoy.yaml"), p)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(out, &doc))
+	got := map[string]any{}
+	for _, c := range mapAt(doc, "static_resources")["clusters"].([]any) {
+		m := c.(map[string]any)
+		if eps, ok := mapAt(m, "load_assignment")["endpoints"].([]any); ok && len(eps) == 1 {
+			got[m["name"].(string)] = mapAt(eps[0].(map[string]any)["lb_endpoints"].([]any)[0].(map[string]any), "endpoint", "address")
+		}
+	}
+	require.Equal(t, map[string]any{"pipe": map[string]any{"path": "/tmp/t.sock"}}, got[extProcCluster])
+	require.Equal(t, map[string]any{"pipe": map[string]any{"path": "/tmp/n.sock"}}, got[noopCluster])
+	require.Contains(t, got[upstreamCluster], "socket_address")
+}
+
 // TestEnvoyBootstrapRefusesDrift: when envoy.yaml no longer has what the bench edits, the
 // bootstrap is refused instead of measuring something else.
 func TestEnvoyBootstrapRefusesDrift(t *testing.T) {
@@ -149,7 +169,7 @@ func TestEnvoyBootstrapValidates(t *testing.T) {
 // example is refused.
 func TestTollgateConfig(t *testing.T) {
 	src := string(readRepo(t, "examples/config.yaml"))
-	out, err := TollgateConfig([]byte(src), 20001, 20002)
+	out, err := TollgateConfig([]byte(src), "127.0.0.1:20001", 20002)
 	require.NoError(t, err)
 	var cfg struct {
 		Listen struct{ Extproc, Admin string }
@@ -161,9 +181,9 @@ func TestTollgateConfig(t *testing.T) {
 	require.Equal(t, BenchTeam, cfg.Teams[0].Name)
 	require.Len(t, cfg.Teams, strings.Count(src, "\n  - name: ")-strings.Count(src[:strings.Index(src, "\nteams:")], "\n  - name: ")+1)
 
-	_, err = TollgateConfig([]byte(strings.Replace(src, "default_profile: standard", "default_profile: none", 1)), 1, 2)
+	_, err = TollgateConfig([]byte(strings.Replace(src, "default_profile: standard", "default_profile: none", 1)), "127.0.0.1:1", 2)
 	require.ErrorContains(t, err, "default_profile: standard")
-	_, err = TollgateConfig([]byte(strings.Replace(src, "127.0.0.1:50051", "127.0.0.1:50055", 1)), 1, 2)
+	_, err = TollgateConfig([]byte(strings.Replace(src, "127.0.0.1:50051", "127.0.0.1:50055", 1)), "127.0.0.1:1", 2)
 	require.ErrorContains(t, err, "occurs 0 times")
 }
 

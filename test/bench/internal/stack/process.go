@@ -96,14 +96,18 @@ func waitHTTP(p *Process, url, want string, timeout time.Duration) error {
 	return fmt.Errorf("%s not ready after %s: %v", p.Name, timeout, last)
 }
 
-// waitTCP polls addr until it accepts a connection.
-func waitTCP(p *Process, addr string, timeout time.Duration) error {
+// waitListening polls addr (host:port, or unix:/path) until it accepts a connection.
+func waitListening(p *Process, addr string, timeout time.Duration) error {
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if ok, err := p.Exited(); ok {
 			return fmt.Errorf("%s exited during startup: %v", p.Name, err)
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		if c, err := net.DialTimeout(network, addr, time.Second); err == nil {
 			c.Close()
 			return nil
 		}

@@ -23,6 +23,11 @@ type Options struct {
 	Concurrency int
 	// Marker is the text the W3 prompt carries and the guardrails must redact.
 	Marker string
+	// ExtProcEnv is added to the environment of both ext_proc servers (Tollgate and the
+	// do-nothing server), e.g. GOMAXPROCS=1.
+	ExtProcEnv []string
+	// Unix puts both ext_proc servers on unix sockets instead of loopback TCP.
+	Unix bool
 }
 
 // Stack is a running bench stack.
@@ -38,6 +43,7 @@ type Stack struct {
 	Work        string
 
 	tollgateBin, tollgateCfg string
+	extProcEnv               []string
 }
 
 // Procs returns the processes whose resources are accounted.
@@ -62,6 +68,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := os.MkdirAll(filepath.Join(o.Work, "examples"), 0o700); err != nil {
 		return nil, err
 	}
+	s.extProcEnv = o.ExtProcEnv
+	if o.Unix {
+		s.Ports.TollgateSock, s.Ports.NoopSock = filepath.Join(o.Work, "tollgate.sock"), filepath.Join(o.Work, "noop.sock")
+	}
 	cfgPath, err := s.tollgateState(ctx, o)
 	if err != nil {
 		return nil, err
@@ -77,7 +87,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Noop, err = start("noop", exec.Command(o.Self, "noop", "--listen", addr(s.Ports.Noop)), nil, filepath.Join(logs, "noop.log"))
+	noopAddr := addr(s.Ports.Noop)
+	if s.Ports.NoopSock != "" {
+		noopAddr = "unix:" + s.Ports.NoopSock
+	}
+	noop := exec.Command(o.Self, "noop", "--listen", noopAddr)
+	noop.Env = append(os.Environ(), o.ExtProcEnv...)
+	s.Noop, err = start("noop", noop, nil, filepath.Join(logs, "noop.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +124,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	for _, w := range []error{
-		waitTCP(s.Upstream, addr(s.Ports.Upstream), 20*time.Second),
-		waitTCP(s.Noop, addr(s.Ports.Noop), 20*time.Second),
+		waitListening(s.Upstream, addr(s.Ports.Upstream), 20*time.Second),
+		waitListening(s.Noop, noopAddr, 20*time.Second),
 		s.waitTollgate(),
 		waitHTTP(s.Envoy, "http://"+addr(s.Ports.EnvoyAdmin)+"/ready", "LIVE", 60*time.Second),
 	} {
@@ -124,6 +140,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 func (s *Stack) startTollgate(extra ...string) error {
 	tg := exec.Command(s.tollgateBin, append([]string{"serve", "--config", s.tollgateCfg}, extra...)...)
 	tg.Dir = s.Work
+	tg.Env = append(os.Environ(), s.extProcEnv...)
 	p, err := start("tollgate", tg, nil, filepath.Join(s.Work, "logs", "tollgate.log"))
 	if err != nil {
 		return err
@@ -153,7 +170,11 @@ func (s *Stack) tollgateState(ctx context.Context, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cfg, err := TollgateConfig(src, s.Ports.Tollgate, s.AdminPort)
+	extproc := addr(s.Ports.Tollgate)
+	if s.Ports.TollgateSock != "" {
+		extproc = "unix:" + s.Ports.TollgateSock
+	}
+	cfg, err := TollgateConfig(src, extproc, s.AdminPort)
 	if err != nil {
 		return "", err
 	}

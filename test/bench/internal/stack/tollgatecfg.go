@@ -23,11 +23,12 @@ const benchTeamStanza = `  - name: bench                  # added by the bench h
 // file (providers, models, budget ledger, guardrail profile, audit trail to a file), with
 // the ext_proc and admin listeners on the given loopback ports and the team bench added.
 // Each edit must match exactly once, so the bench cannot silently drift from the example.
-func TollgateConfig(src []byte, extprocPort, adminPort int) ([]byte, error) {
+// extproc is the ext_proc listen address (host:port or unix:/path).
+func TollgateConfig(src []byte, extproc string, adminPort int) ([]byte, error) {
 	out := string(src)
 	var errs []error
 	for _, r := range []struct{ old, new string }{
-		{"extproc: 127.0.0.1:50051", fmt.Sprintf("extproc: 127.0.0.1:%d", extprocPort)},
+		{"extproc: 127.0.0.1:50051", "extproc: " + extproc},
 		{"admin: 127.0.0.1:9090", fmt.Sprintf("admin: 127.0.0.1:%d", adminPort)},
 		{"\nteams:\n", "\nteams:\n" + benchTeamStanza},
 	} {
