@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-ai/tollgate/test/bench/internal/calib"
 	"github.com/tollgate-ai/tollgate/test/bench/internal/load"
 	"github.com/tollgate-ai/tollgate/test/bench/internal/procstat"
 	"github.com/tollgate-ai/tollgate/test/bench/internal/results"
@@ -94,6 +95,7 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 	c := commonFlags(fs)
 	profile := fs.String("profile", "default", "default, focus (W1 at 1,000 and 2,000 req/s, W2) or quick")
 	profileFor := fs.Duration("cpuprofile-for", -1, "how long to profile Tollgate at the end (0: not at all; default: the profile's)")
+	profileWL := fs.String("cpuprofile-workload", W1, "workload of the profile: W1 or W2")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +107,11 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 		p.profileFor = *profileFor
 	}
 	out := &results.Run{Started: time.Now().UTC(), Machine: machine()}
+	if cal, err := calib.Run(1_000_000, 20_000); err == nil {
+		out.Machine.Calibration = &cal
+	} else {
+		fmt.Fprintf(stderr, "calibration: %v\n", err)
+	}
 	st, err := c.startStack(ctx, stderr)
 	if err != nil {
 		return err
@@ -122,7 +129,7 @@ func runBench(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	if p.profileFor > 0 && ctx.Err() == nil {
-		prof, err := b.profile(ctx, c)
+		prof, err := b.profile(ctx, c, *profileWL)
 		if err != nil {
 			fmt.Fprintf(stderr, "profile: %v\n", err)
 		}

@@ -95,6 +95,17 @@ func latencyChart(r *Run, workload string) (*plot.Plot, error) {
 			p.Legend.Add(pathName[path]+" "+q.name, l, s)
 		}
 	}
+	if r.Settings.KneeP99Ms > 0 {
+		knee, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: r.Settings.KneeP99Ms}, {X: p.X.Max, Y: r.Settings.KneeP99Ms}})
+		if err != nil {
+			return nil, err
+		}
+		knee.Color = color.Gray{Y: 0x80}
+		knee.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		p.Add(knee)
+		p.Legend.Add(fmt.Sprintf("knee: p99 %g ms", r.Settings.KneeP99Ms), knee)
+	}
+	p.Y.Max *= 20 // room for the legend above the lines
 	return p, nil
 }
 
@@ -141,6 +152,15 @@ func cpuChart(r *Run, workload string) (*plot.Plot, error) {
 		p.Add(l, pt)
 		p.Legend.Add(s.label, l, pt)
 	}
+	p.Y.Min = 0
+	target, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: 100}, {X: p.X.Max, Y: 100}})
+	if err != nil {
+		return nil, err
+	}
+	target.Color = color.Gray{Y: 0x80}
+	target.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+	p.Add(target)
+	p.Legend.Add("target: Tollgate 100 µs at saturation", target)
 	return p, nil
 }
 

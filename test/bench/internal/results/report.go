@@ -63,6 +63,10 @@ func Markdown(r *Run, soak *Soak, analysis string, charts []string) string {
 	w("| load average at start | %.2f %.2f %.2f |\n", r.Machine.LoadAtStart[0], r.Machine.LoadAtStart[1], r.Machine.LoadAtStart[2])
 	w("| load average at end | %.2f %.2f %.2f |\n", r.Machine.LoadAtEnd[0], r.Machine.LoadAtEnd[1], r.Machine.LoadAtEnd[2])
 	w("| 1-min load average during the run | max %.2f |\n", maxLoad(r.Timeline))
+	if c := r.Machine.Calibration; c != nil {
+		w("| a system call (getppid) | %.0f ns |\n", c.SyscallNs)
+		w("| a 64-byte round trip between two goroutines over loopback TCP | %.1f µs wall, %.1f µs CPU |\n", c.LoopbackRTTMicros, c.LoopbackCPUMicros)
+	}
 	w("| Envoy | %s (`--concurrency %d`) |\n| Go | %s |\n| Tollgate | %s |\n", r.Versions.Envoy, r.Settings.EnvoyConcurrency, r.Versions.Go, r.Versions.Tollgate)
 	for _, k := range sortedKeys(r.Versions.Libraries) {
 		w("| %s (Tollgate) | %s |\n", k, r.Versions.Libraries[k])

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/tollgate-ai/tollgate/test/bench/internal/calib"
 )
 
 // Paths, in the order they run in every round.
@@ -52,6 +54,9 @@ type Machine struct {
 	MemTotal    string     `json:"mem_total"`
 	LoadAtStart [3]float64 `json:"load_at_start"`
 	LoadAtEnd   [3]float64 `json:"load_at_end"`
+	// Calibration is what a syscall and a loopback round trip cost here, measured before
+	// the stack starts.
+	Calibration *calib.Result `json:"calibration,omitempty"`
 }
 
 // Versions are what was measured.
