@@ -190,5 +190,7 @@ func soakChart(s *Soak) (*plot.Plot, error) {
 		p.Add(l)
 		p.Legend.Add(proc.name, l)
 	}
+	p.Y.Min = 0
+	p.Y.Max *= 1.25 // room for the legend
 	return p, nil
 }
