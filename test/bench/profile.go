@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/tollgate-ai/tollgate/test/bench/internal/profcat"
 	"github.com/tollgate-ai/tollgate/test/bench/internal/results"
 )
 
@@ -41,5 +43,14 @@ func (b *bench) profile(ctx context.Context, c *common, workload string) (*resul
 	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
 		top = append(top, strings.TrimRight(line, " "))
 	}
-	return &results.Profile{Segment: fmt.Sprintf("%s at %g req/s through F", workload, rate), Seconds: b.p.profileFor.Seconds(), Top: top}, nil
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	breakdown, err := profcat.Categorize(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &results.Profile{Segment: fmt.Sprintf("%s at %g req/s through F", workload, rate), Seconds: b.p.profileFor.Seconds(), Top: top, Breakdown: breakdown}, nil
 }

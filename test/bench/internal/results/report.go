@@ -102,6 +102,12 @@ func Markdown(r *Run, soak *Soak, analysis string, charts []string) string {
 		}
 		w("| %s | %s | %s | %s |\n", t.Name, t.Want, t.Measured, mark)
 	}
+	if bounds := Bounds(r); len(bounds) > 0 {
+		w("\n## What bounds the missed targets\n\nComputed from this run (the do-nothing server measured at the same rates is the protocol's floor):\n\n")
+		for _, l := range bounds {
+			w("- %s\n", l)
+		}
+	}
 	if strings.TrimSpace(analysis) != "" {
 		w("\n## Analysis\n\n%s\n", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(analysis), "# Analysis")))
 	}
@@ -113,7 +119,15 @@ func Markdown(r *Run, soak *Soak, analysis string, charts []string) string {
 	streamTable(&b, r)
 	resourceTable(&b, r, soak)
 	if r.Profile != nil {
-		w("## Tollgate CPU profile (%s, %.0f s)\n\n```\n%s\n```\n", r.Profile.Segment, r.Profile.Seconds, strings.Join(r.Profile.Top, "\n"))
+		w("## Tollgate CPU profile (%s, %.0f s)\n\n", r.Profile.Segment, r.Profile.Seconds)
+		if len(r.Profile.Breakdown) > 0 {
+			w("| where | CPU s | share |\n|---|---|---|\n")
+			for _, sh := range r.Profile.Breakdown {
+				w("| %s | %.2f | %.1f%% |\n", sh.Category, sh.Seconds, sh.Percent)
+			}
+			w("\nEach sample is charged to its innermost frame in a known package (runtime frames such as allocation go to the code that caused them).\n\n")
+		}
+		w("```\n%s\n```\n", strings.Join(r.Profile.Top, "\n"))
 	}
 	return b.String()
 }
@@ -168,7 +182,7 @@ func latencyTables(b *strings.Builder, r *Run) {
 
 func streamTable(b *strings.Builder, r *Run) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	w("## W2 streams\n\n| streams/s | path | ok | failed | chunks | TTFB p50 | TTFB p99 | gap p50 | gap p99 | gap p99.9 | Envoy µs/chunk | Tollgate µs/chunk |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("## W2 streams\n\n| streams/s | path | ok | failed | chunks | TTFB p50 | TTFB p99 | gap p50 | gap p99 | gap p99.9 | Envoy µs/chunk | Tollgate µs/chunk | noop µs/chunk |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Steps {
 		if s.Workload != "W2" {
 			continue
@@ -178,8 +192,8 @@ func streamTable(b *strings.Builder, r *Run) {
 			if pr == nil || pr.TTFB == nil {
 				continue
 			}
-			w("| %g | %s | %d | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f |\n", s.Rate, p, pr.OK, pr.Failed(), pr.Events,
-				pr.TTFB.P50, pr.TTFB.P99, pr.Gap.P50, pr.Gap.P99, pr.Gap.P999, pr.CPUPerEvent(ProcEnvoy), pr.CPUPerEvent(ProcTollgate))
+			w("| %g | %s | %d | %d | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |\n", s.Rate, p, pr.OK, pr.Failed(), pr.Events,
+				pr.TTFB.P50, pr.TTFB.P99, pr.Gap.P50, pr.Gap.P99, pr.Gap.P999, pr.CPUPerEvent(ProcEnvoy), pr.CPUPerEvent(ProcTollgate), pr.CPUPerEvent(ProcNoop))
 		}
 	}
 	w("\nTTFB: scheduled send to the first body byte. Gap: between consecutive SSE events of one stream (events read together count as gap 0).\n\n")

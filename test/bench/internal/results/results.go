@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/test/bench/internal/calib"
+	"github.com/tollgate-ai/tollgate/test/bench/internal/profcat"
 )
 
 // Paths, in the order they run in every round.
@@ -171,6 +172,8 @@ type Profile struct {
 	Segment string   `json:"segment"`
 	Seconds float64  `json:"seconds"`
 	Top     []string `json:"top"`
+	// Breakdown splits the profile's samples into policy, adapter, protocol and runtime.
+	Breakdown []profcat.Share `json:"breakdown,omitempty"`
 }
 
 // Soak is `make bench-soak`: many concurrent streams through F for a long time.

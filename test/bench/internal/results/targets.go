@@ -112,12 +112,7 @@ func Targets(r *Run, soak *Soak) []Target {
 
 // streamTargets are the W2 targets, at the highest W2 rate.
 func streamTargets(r *Run, w1 *Step) []Target {
-	var w2 *Step
-	for _, s := range r.Steps {
-		if s.Workload == "W2" && len(s.Paths) == len(PathOrder) && (w2 == nil || s.Rate > w2.Rate) {
-			w2 = s
-		}
-	}
+	w2 := highestW2(r)
 	if w2 == nil || w2.Paths[PathF].TTFB == nil || w2.Paths[PathD].TTFB == nil {
 		return []Target{{Name: "W2 streams", Want: "measured", Measured: "no W2 step"}}
 	}

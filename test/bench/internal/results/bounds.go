@@ -1,0 +1,82 @@
+package results
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tollgate-ai/tollgate/test/bench/internal/profcat"
+)
+
+// Bounds is the report's reading of what limits the CPU and latency figures, computed from
+// the run alone so it stays true when the run is repeated: the do-nothing ext_proc server's
+// cost at the same rate (the protocol's floor, which no policy can go under), the machine's
+// calibration, how busy the cores were, and the profile's split of Tollgate's CPU.
+func Bounds(r *Run) []string {
+	var out []string
+	calRTT := 0.0
+	if c := r.Machine.Calibration; c != nil {
+		calRTT = c.LoopbackCPUMicros
+	}
+	if fSat, _ := r.Saturation(PathF); fSat.Result != nil {
+		if n := r.FindStep("W1", fSat.Rate); n != nil && n.Paths[PathN] != nil {
+			noop := n.Paths[PathN].CPUPerRequest(ProcNoop)
+			tg := fSat.Result.CPUPerRequest(ProcTollgate)
+			s := fmt.Sprintf("**CPU per request.** At %.0f req/s the do-nothing ext_proc server, which decides nothing and answers every message with an empty reply, uses %.1f µs of CPU per request; Tollgate uses %.1f µs. The exchange itself (one gRPC stream per request, four messages each way over loopback) costs %.1f× the 100 µs target before any policy runs; the policy, the adapter and their bigger replies (header and body mutations) add %.1f µs (%.0f%% over the floor).",
+				fSat.Rate, noop, tg, noop/100, tg-noop, 100*(tg-noop)/max(noop, 1e-9))
+			if calRTT > 0 {
+				s += fmt.Sprintf(" One bare 64-byte loopback round trip between two goroutines costs %.1f µs of CPU on this machine (calibration), so eight one-way messages and their wake-ups account for much of the floor.", calRTT)
+			}
+			out = append(out, s)
+		}
+	}
+	if w2 := highestW2(r); w2 != nil {
+		n, f := w2.Paths[PathN], w2.Paths[PathF]
+		s := fmt.Sprintf("**CPU per streamed chunk.** The do-nothing server uses %.2f µs per chunk, Tollgate %.2f µs: each chunk is one ext_proc round trip (Envoy sends it, the server answers before Envoy forwards it), so the 5 µs target is below the cost of the round trip itself", n.CPUPerEvent(ProcNoop), f.CPUPerEvent(ProcTollgate))
+		if calRTT > 0 {
+			s += fmt.Sprintf(" (a bare loopback round trip: %.1f µs of CPU)", calRTT)
+		}
+		out = append(out, s+". With response guardrails on, Tollgate must see a chunk before Envoy forwards it; answering before inspecting would let unscanned text through.")
+	}
+	if w1 := r.FindStep("W1", 1000); w1 != nil {
+		d, n, f := w1.Paths[PathD], w1.Paths[PathN], w1.Paths[PathF]
+		out = append(out, fmt.Sprintf("**Added latency at 1,000 req/s.** Every process shares the machine's %d cores: the cores are %.0f%% busy on D, %.0f%% on N and %.0f%% on F (all processes' CPU over the segments' wall time), so F's added p50 (%.3f ms) and p99 (%.3f ms) are mostly waiting for a core, and the policy-cost ratio compares queueing delays (N−D p50 %.3f ms) rather than work. Tollgate's CPU per request beyond the do-nothing server's at this rate is %.1f µs.",
+			r.Machine.NProc, busy(d, r.Machine.NProc), busy(n, r.Machine.NProc), busy(f, r.Machine.NProc),
+			f.Latency.P50-d.Latency.P50, f.Latency.P99-d.Latency.P99, n.Latency.P50-d.Latency.P50,
+			f.CPUPerRequest(ProcTollgate)-n.CPUPerRequest(ProcNoop)))
+	}
+	if p := r.Profile; p != nil && len(p.Breakdown) > 0 {
+		var parts []string
+		for _, sh := range profcat.Sorted(p.Breakdown) {
+			if sh.Percent >= 0.5 {
+				parts = append(parts, fmt.Sprintf("%s %.1f%%", sh.Category, sh.Percent))
+			}
+		}
+		out = append(out, fmt.Sprintf("**Profile (%s).** The protocol (gRPC and HTTP/2, protobuf, socket system calls) takes %.1f%% of Tollgate's CPU and the Go runtime on its own %.1f%%; the policy takes %.1f%% and the adapter %.1f%%. In full: %s.",
+			p.Segment, profcat.Sum(p.Breakdown, profcat.ProtocolCategories...), profcat.Sum(p.Breakdown, profcat.Runtime),
+			profcat.Sum(p.Breakdown, profcat.Policy), profcat.Sum(p.Breakdown, profcat.Adapter), strings.Join(parts, ", ")))
+	}
+	return out
+}
+
+// busy is the share of the machine's cores used by every process during a path's segments.
+func busy(p *PathResult, nproc int) float64 {
+	if p == nil || p.WallS == 0 || nproc == 0 {
+		return 0
+	}
+	var cpu float64
+	for _, s := range p.CPU {
+		cpu += s
+	}
+	return 100 * cpu / p.WallS / float64(nproc)
+}
+
+// highestW2 is the W2 step at the highest stream rate with every path, or nil.
+func highestW2(r *Run) *Step {
+	var w2 *Step
+	for _, s := range r.Steps {
+		if s.Workload == "W2" && len(s.Paths) == len(PathOrder) && (w2 == nil || s.Rate > w2.Rate) {
+			w2 = s
+		}
+	}
+	return w2
+}
