@@ -17,17 +17,22 @@ func Bounds(r *Run) []string {
 	if c := r.Machine.Calibration; c != nil {
 		calRTT = c.LoopbackCPUMicros
 	}
-	if fSat, _ := r.Saturation(PathF); fSat.Result != nil {
-		if n := r.FindStep("W1", fSat.Rate); n != nil && n.Paths[PathN] != nil {
-			noop := n.Paths[PathN].CPUPerRequest(ProcNoop)
-			tg := fSat.Result.CPUPerRequest(ProcTollgate)
-			s := fmt.Sprintf("**CPU per request.** At %.0f req/s the do-nothing ext_proc server, which decides nothing and answers every message with an empty reply, uses %.1f µs of CPU per request; Tollgate uses %.1f µs. The exchange itself (one gRPC stream per request, four messages each way over loopback) costs %.1f× the 100 µs target before any policy runs; the policy, the adapter and their bigger replies (header and body mutations) add %.1f µs (%.0f%% over the floor).",
-				fSat.Rate, noop, tg, noop/100, tg-noop, 100*(tg-noop)/max(noop, 1e-9))
-			if calRTT > 0 {
-				s += fmt.Sprintf(" One bare 64-byte loopback round trip between two goroutines costs %.1f µs of CPU on this machine (calibration), so eight one-way messages and their wake-ups account for much of the floor.", calRTT)
-			}
-			out = append(out, s)
+	if s := commonBelowKnee(r); s != nil {
+		n, f := s.Paths[PathN], s.Paths[PathF]
+		noop, tg := n.CPUPerRequest(ProcNoop), f.CPUPerRequest(ProcTollgate)
+		line := fmt.Sprintf("**CPU per request.** At %.0f req/s (the highest rate both N and F were measured at below F's knee) the do-nothing ext_proc server, which decides nothing and answers every message with an empty reply, uses %.1f µs of CPU per request; Tollgate uses %.1f µs. The exchange itself (one gRPC stream per request, four messages each way over loopback) costs %.1f× the 100 µs target before any policy runs; the policy, the adapter and their bigger replies (header and body mutations) add %.1f µs (%.0f%% over the floor).",
+			s.Rate, noop, tg, noop/100, tg-noop, 100*(tg-noop)/max(noop, 1e-9))
+		if calRTT > 0 {
+			line += fmt.Sprintf(" One bare 64-byte loopback round trip between two goroutines costs %.1f µs of CPU on this machine (calibration), so eight one-way messages and their wake-ups account for much of the floor.", calRTT)
 		}
+		out = append(out, line)
+	}
+	fSat, _ := r.Saturation(PathF)
+	nSat, _ := r.Saturation(PathN)
+	if fSat.Result != nil && nSat.Result != nil {
+		fAll, nAll := allCPUPerRequest(fSat.Result), allCPUPerRequest(nSat.Result)
+		out = append(out, fmt.Sprintf("**Saturation.** The knee comes when the machine's cores are full (%.0f%% busy at F's %.0f req/s, %.0f%% at N's %.0f req/s). A request through F costs the whole machine (Envoy, ext_proc server, upstream, driver) %.1f µs of CPU, through N %.1f µs, so F can reach about %.0f%% of N's throughput on the same cores.",
+			busy(fSat.Result, r.Machine.NProc), fSat.Rate, busy(nSat.Result, r.Machine.NProc), nSat.Rate, fAll, nAll, 100*nAll/max(fAll, 1e-9)))
 	}
 	if w2 := highestW2(r); w2 != nil {
 		n, f := w2.Paths[PathN], w2.Paths[PathF]
@@ -39,7 +44,7 @@ func Bounds(r *Run) []string {
 	}
 	if w1 := r.FindStep("W1", 1000); w1 != nil {
 		d, n, f := w1.Paths[PathD], w1.Paths[PathN], w1.Paths[PathF]
-		out = append(out, fmt.Sprintf("**Added latency at 1,000 req/s.** Every process shares the machine's %d cores: the cores are %.0f%% busy on D, %.0f%% on N and %.0f%% on F (all processes' CPU over the segments' wall time), so F's added p50 (%.3f ms) and p99 (%.3f ms) are mostly waiting for a core, and the policy-cost ratio compares queueing delays (N−D p50 %.3f ms) rather than work. Tollgate's CPU per request beyond the do-nothing server's at this rate is %.1f µs.",
+		out = append(out, fmt.Sprintf("**Added latency at 1,000 req/s.** Every process shares the machine's %d cores: the cores are %.0f%% busy on D, %.0f%% on N and %.0f%% on F (all processes' CPU over the segments' wall time), so F's added p50 (%.3f ms) and p99 (%.3f ms) include waiting for a core behind the other processes, and the policy-cost ratio divides two such delays (N−D p50 %.3f ms), not two amounts of work. Tollgate's CPU per request beyond the do-nothing server's at this rate is %.1f µs.",
 			r.Machine.NProc, busy(d, r.Machine.NProc), busy(n, r.Machine.NProc), busy(f, r.Machine.NProc),
 			f.Latency.P50-d.Latency.P50, f.Latency.P99-d.Latency.P99, n.Latency.P50-d.Latency.P50,
 			f.CPUPerRequest(ProcTollgate)-n.CPUPerRequest(ProcNoop)))
@@ -79,4 +84,32 @@ func highestW2(r *Run) *Step {
 		}
 	}
 	return w2
+}
+
+// commonBelowKnee is the W1 step at the highest rate with both N and F measured and F below
+// its knee (p99 within the knee, no failure), or nil.
+func commonBelowKnee(r *Run) *Step {
+	var best *Step
+	for _, s := range r.Steps {
+		n, f := s.Paths[PathN], s.Paths[PathF]
+		if s.Workload != "W1" || n == nil || f == nil || f.Failed() > 0 || f.Latency.P99 > r.Settings.KneeP99Ms {
+			continue
+		}
+		if best == nil || s.Rate > best.Rate {
+			best = s
+		}
+	}
+	return best
+}
+
+// allCPUPerRequest is every process's CPU per completed request, µs.
+func allCPUPerRequest(p *PathResult) float64 {
+	if p == nil || p.OK == 0 {
+		return 0
+	}
+	var cpu float64
+	for _, s := range p.CPU {
+		cpu += s
+	}
+	return cpu / float64(p.OK) * 1e6
 }
