@@ -42,6 +42,12 @@ func Bounds(r *Run) []string {
 		}
 		out = append(out, s+". With response guardrails on, Tollgate must see a chunk before Envoy forwards it; answering before inspecting would let unscanned text through.")
 	}
+	if w2 := highestW2(r); w2 != nil && w2.Paths[PathD].TTFB != nil && w2.Paths[PathN].TTFB != nil && w2.Paths[PathF].TTFB != nil {
+		d, n, f := w2.Paths[PathD], w2.Paths[PathN], w2.Paths[PathF]
+		out = append(out, fmt.Sprintf("**Streams at %g streams/s.** About %.0f chunks a second each cross the ext_proc stream and wait for its answer: the cores are %.0f%% busy on D, %.0f%% on N and %.0f%% on F. The do-nothing server alone adds %.3f ms to the time to first byte (p50) and %.3f ms to the gap between chunks (p99); Tollgate adds %.3f ms and %.3f ms. Every chunk waits for one round trip and the first byte for four (request headers, body, response headers, first chunk), each interleaved with the other streams' chunks on the same ext_proc connection; the do-nothing server's share is the floor of that wait.",
+			w2.Rate, float64(f.Events)/max(f.WallS, 1e-9), busy(d, r.Machine.NProc), busy(n, r.Machine.NProc), busy(f, r.Machine.NProc),
+			n.TTFB.P50-d.TTFB.P50, n.Gap.P99-d.Gap.P99, f.TTFB.P50-d.TTFB.P50, f.Gap.P99-d.Gap.P99))
+	}
 	if w1 := r.FindStep("W1", 1000); w1 != nil {
 		d, n, f := w1.Paths[PathD], w1.Paths[PathN], w1.Paths[PathF]
 		out = append(out, fmt.Sprintf("**Added latency at 1,000 req/s.** Every process shares the machine's %d cores: the cores are %.0f%% busy on D, %.0f%% on N and %.0f%% on F (all processes' CPU over the segments' wall time), so F's added p50 (%.3f ms) and p99 (%.3f ms) include waiting for a core behind the other processes, and the policy-cost ratio divides two such delays (N−D p50 %.3f ms), not two amounts of work. Tollgate's CPU per request beyond the do-nothing server's at this rate is %.1f µs.",
