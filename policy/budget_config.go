@@ -28,8 +28,10 @@ type BudgetConfig struct {
 	// DefaultMaxOutputTokens is reserved when neither the request nor the model sets a cap.
 	DefaultMaxOutputTokens int64 `mapstructure:"default_max_output_tokens"`
 	// InjectMaxTokens writes the reserved output cap into requests that set none, so the
-	// provider cannot produce more than was reserved.
-	InjectMaxTokens bool `mapstructure:"inject_max_tokens"`
+	// provider cannot produce more than was reserved. Default (nil) true: with it off, a
+	// request without a cap is bounded by the provider's own output limit, not by the
+	// reservation, and concurrent requests can settle past a budget.
+	InjectMaxTokens *bool `mapstructure:"inject_max_tokens"`
 }
 
 // EmbeddedConfig is the in-process ledger's file.
@@ -113,6 +115,10 @@ func (b *BudgetConfig) applyDefaults() {
 	}
 	if b.DefaultMaxOutputTokens == 0 {
 		b.DefaultMaxOutputTokens = DefaultMaxOutputTokensDefault
+	}
+	if b.InjectMaxTokens == nil {
+		inject := true
+		b.InjectMaxTokens = &inject
 	}
 }
 

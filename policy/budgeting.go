@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/llm"
 )
 
@@ -26,6 +27,22 @@ type budgetPolicy struct {
 	newID      func() string
 	after      AfterFunc
 	anyLimits  bool
+}
+
+// injects reports whether the reserved output cap is written into a request of key k that
+// sets none: when inject_max_tokens is on (the default) and a token or USD limit applies to
+// the key or its team, so the reservation, not the provider's own output limit, bounds what
+// the request can cost.
+func (bp *budgetPolicy) injects(k *keys.Record) bool {
+	if bp == nil || !bp.inject || !bp.anyLimits || k == nil {
+		return false
+	}
+	for _, l := range [...]budget.Limits{bp.keyLimits[k.ID], bp.teamLimits[k.Team]} {
+		if l.TokensPerMinute > 0 || l.USDPerDay > 0 || l.USDPerMonth > 0 || l.USDLifetime > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // CompileOption adjusts Compile.

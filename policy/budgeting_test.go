@@ -49,20 +49,37 @@ func TestEstimateIsConservative(t *testing.T) {
 	require.Equal(t, int64(50), f.Estimate.OutputTokens)
 	require.Equal(t, in*1+50*2, f.Estimate.CostMicros)
 
-	// Without a cap the model default is reserved (and not injected unless configured).
+	// Without a cap the model default is reserved, and written into the request (the default
+	// budget.inject_max_tokens): the provider cannot produce more than was reserved.
 	_, f = route(t, fx, "valid", `{"model":"gpt-4o-mini","messages":[]}`)
 	require.Equal(t, int64(policy.DefaultMaxOutputTokensDefault), f.Estimate.OutputTokens)
-	require.Nil(t, f.Body)
+	require.Equal(t, `{"model":"gpt-4o-mini","messages":[],"max_completion_tokens":4096}`, string(f.Body))
 }
 
+// TestInjectMaxTokens: a request that sets no output cap gets the reserved one written in by
+// default. Without it the provider's own limit (16,384 tokens for gpt-4o, 100,000 for
+// reasoning models) would bound the bill instead of the reservation, and concurrent requests
+// could settle past a budget. Only an explicit inject_max_tokens: false turns it off.
 func TestInjectMaxTokens(t *testing.T) {
-	fx := budgetFixture(t, budget.NewMemoryLedger(), func(c *policy.Config) {
-		c.Budget.InjectMaxTokens = true
-		c.Models[0].MaxOutputTokens = 256
-	})
-	_, f := route(t, fx, "valid", `{"model":"gpt-4o-mini","messages":[]}`)
-	require.Equal(t, `{"model":"gpt-4o-mini","messages":[],"max_completion_tokens":256}`, string(f.Body))
-	require.Equal(t, int64(256), f.Estimate.OutputTokens)
+	off := false
+	for _, tc := range []struct {
+		name   string
+		inject *bool
+		want   string
+	}{
+		{"default", nil, `{"model":"gpt-4o-mini","messages":[],"max_completion_tokens":256}`},
+		{"explicitly off", &off, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := budgetFixture(t, budget.NewMemoryLedger(), func(c *policy.Config) {
+				c.Budget.InjectMaxTokens = tc.inject
+				c.Models[0].MaxOutputTokens = 256
+			})
+			_, f := route(t, fx, "valid", `{"model":"gpt-4o-mini","messages":[]}`)
+			require.Equal(t, tc.want, string(f.Body))
+			require.Equal(t, int64(256), f.Estimate.OutputTokens)
+		})
+	}
 }
 
 func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {

@@ -355,7 +355,7 @@ func (s *Snapshot) rewrite(a *Admission, ep llm.Endpoint, p *provider, m *model,
 	}
 	if !capped {
 		maxOut = m.maxOut
-		if s.budget != nil && s.budget.inject && field != "" && !ed.SetMaxTokens(field, maxOut) {
+		if s.budget.injects(a.Key) && field != "" && !ed.SetMaxTokens(field, maxOut) {
 			return nil, 0, internal()
 		}
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-ai/tollgate/policy/budget"
+	"github.com/tollgate-ai/tollgate/policy/keys"
 	"github.com/tollgate-ai/tollgate/policy/llm"
 )
 
@@ -26,8 +28,9 @@ func (c rewriteCase) run(body []byte, rw func(*Snapshot, *Admission, llm.Endpoin
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	s := &Snapshot{budget: &budgetPolicy{inject: c.inject}}
-	a := &Admission{Endpoint: c.endpoint, Dialect: c.endpoint.Dialect()}
+	// A team with a USD limit: the reserved cap is written in when inject is on.
+	s := &Snapshot{budget: &budgetPolicy{inject: c.inject, anyLimits: true, teamLimits: map[string]budget.Limits{"t": {USDPerDay: 1}}}}
+	a := &Admission{Endpoint: c.endpoint, Dialect: c.endpoint.Dialect(), Key: &keys.Record{Team: "t"}}
 	out, maxOut, rep := rw(s, a, c.endpoint, &provider{typ: c.typ}, &model{upstream: c.upstream, maxOut: c.maxOut}, req, body, c.capOut)
 	return out, maxOut, rep, nil
 }
@@ -140,7 +143,7 @@ func chainedRewrite(s *Snapshot, a *Admission, ep llm.Endpoint, p *provider, m *
 	maxOut := req.MaxTokens
 	if req.MaxTokensField == "" {
 		maxOut = m.maxOut
-		if s.budget != nil && s.budget.inject && field != "" {
+		if s.budget.injects(a.Key) && field != "" {
 			if out = req.WithMaxTokens(out, field, maxOut); out == nil {
 				return nil, 0, internal()
 			}

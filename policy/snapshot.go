@@ -200,7 +200,7 @@ func compileBudget(cfg Config, co compileOptions, ignore func(string, string, ..
 	if err != nil {
 		return nil, fmt.Errorf("budget.timezone: %w", err)
 	}
-	bp := &budgetPolicy{ledger: co.ledger, loc: loc, hold: cfg.Budget.Hold, inject: cfg.Budget.InjectMaxTokens,
+	bp := &budgetPolicy{ledger: co.ledger, loc: loc, hold: cfg.Budget.Hold, inject: cfg.Budget.InjectMaxTokens == nil || *cfg.Budget.InjectMaxTokens,
 		failOpen: map[budget.Kind]bool{}, keyLimits: map[string]budget.Limits{}, teamLimits: map[string]budget.Limits{},
 		newID: co.newID, after: co.after}
 	if bp.newID == nil {

@@ -126,7 +126,11 @@ func TestEndToEnd(t *testing.T) {
 				require.Equal(t, 200, resp.StatusCode, "body: %s", b)
 				reqs := s.mock.Requests()
 				require.Len(t, reqs, 1)
-				require.Equal(t, strings.Replace(body, `"model":"fast"`, `"model":"mock-gpt-4o-mini"`, 1), string(reqs[0].Body))
+				// The model alias rewritten and, since the demo team has USD limits, the reserved
+				// output cap (the model's max_output_tokens) written in: the rest byte for byte.
+				want := strings.Replace(body, `"model":"fast"`, `"model":"mock-gpt-4o-mini"`, 1)
+				want = strings.TrimSuffix(want, "}") + `,"max_tokens":1024}`
+				require.Equal(t, want, string(reqs[0].Body))
 			})
 		}
 	})
