@@ -222,6 +222,9 @@ func (c *Config) validateBudget(add func(string, string, ...any)) {
 		if m.MaxOutputTokens < 0 {
 			add(path+".max_output_tokens", "must not be negative")
 		}
+		if m.MaxInputTokens < 0 {
+			add(path+".max_input_tokens", "must not be negative")
+		}
 		if m.Pricing != nil {
 			m.Pricing.compile(path+".pricing", add)
 			continue

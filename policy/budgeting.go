@@ -30,11 +30,17 @@ type budgetPolicy struct {
 }
 
 // injects reports whether the reserved output cap is written into a request of key k that
-// sets none: when inject_max_tokens is on (the default) and a token or USD limit applies to
-// the key or its team, so the reservation, not the provider's own output limit, bounds what
-// the request can cost.
+// sets none: when inject_max_tokens is on (the default) and the reservation bounds the bill
+// (bounded), so the reservation, not the provider's own output limit, bounds what the request
+// can cost.
 func (bp *budgetPolicy) injects(k *keys.Record) bool {
-	if bp == nil || !bp.inject || !bp.anyLimits || k == nil {
+	return bp != nil && bp.inject && bp.bounded(k)
+}
+
+// bounded reports whether a token or USD limit applies to key k or its team: then a
+// request's reservation must be an upper bound of what it can cost.
+func (bp *budgetPolicy) bounded(k *keys.Record) bool {
+	if bp == nil || !bp.anyLimits || k == nil {
 		return false
 	}
 	for _, l := range [...]budget.Limits{bp.keyLimits[k.ID], bp.teamLimits[k.Team]} {
@@ -43,6 +49,23 @@ func (bp *budgetPolicy) injects(k *keys.Record) bool {
 		}
 	}
 	return false
+}
+
+// storedInputFloor is the input to reserve for a request that makes the provider add input
+// Tollgate never sees (req.StoredInput: a stored conversation or prompt): the model's
+// max_input_tokens, its context window, which the provider never exceeds. Without it such a
+// request is refused when a token or USD limit applies, since its body's size does not bound
+// its bill.
+func (s *Snapshot) storedInputFloor(a *Admission, m *model, req llm.Request) (int64, *Reply) {
+	if req.StoredInput == "" || !s.budget.bounded(a.Key) {
+		return 0, nil
+	}
+	if m.maxIn == 0 {
+		return 0, a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, req.StoredInput+
+			" makes the provider add stored input that Tollgate cannot count, so the budget cannot bound this request; "+
+			"send the whole input instead, or ask the operator to set max_input_tokens for this model", req.StoredInput)
+	}
+	return m.maxIn, nil
 }
 
 // CompileOption adjusts Compile.
@@ -78,8 +101,8 @@ type Estimate struct {
 // averages about four characters per token, and JSON framing counts as bytes) at the dearest
 // input rate (a prompt-cache write costs more than plain input), and the whole output cap of
 // every choice.
-func estimate(bodyLen int, maxOut int64, p budget.Price) Estimate {
-	in := int64(bodyLen+2) / 3
+func estimate(bodyLen int, minIn, maxOut int64, p budget.Price) Estimate {
+	in := max(int64(bodyLen+2)/3, minIn)
 	e := Estimate{InputTokens: in, OutputTokens: maxOut, Tokens: in + maxOut}
 	e.CostMicros = p.MaxCost(in, maxOut)
 	return e

@@ -308,3 +308,39 @@ func TestChoicesRaceCannotOverspend(t *testing.T) {
 	require.LessOrEqual(t, e.Used, e.Max)
 	require.Zero(t, e.Reserved)
 }
+
+// TestStoredInputIsBoundedOrRefused: a Responses request that continues a stored
+// conversation (previous_response_id) makes the provider bill input its body does not carry,
+// so its size is no bound. Under a token or USD limit it is refused unless the model's
+// max_input_tokens (its context window) is set, which is then reserved as input. Before,
+// it reserved a few bytes' worth and settled at the whole conversation's price.
+func TestStoredInputIsBoundedOrRefused(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","max_output_tokens":10,"input":"and then?","previous_response_id":"resp_1"}`)
+	l := budget.NewMemoryLedger()
+
+	fx := budgetFixture(t, l, nil)
+	f, rep := fx.Snapshot.Route(admit(t, fx, "valid", "/v1/responses"), body)
+	require.Nil(t, f)
+	require.NotNil(t, rep)
+	require.Equal(t, 400, rep.Status)
+	require.Equal(t, policy.ReasonInvalidRequest, rep.Reason)
+	require.Contains(t, string(rep.Body), `"param":"previous_response_id"`)
+	require.Contains(t, string(rep.Body), "max_input_tokens")
+
+	fx = budgetFixture(t, l, func(c *policy.Config) { c.Models[0].MaxInputTokens = 128000 })
+	a := admit(t, fx, "valid", "/v1/responses")
+	f, rep = fx.Snapshot.Route(a, body)
+	require.Nil(t, rep)
+	require.Equal(t, int64(128000), f.Estimate.InputTokens)
+	require.Equal(t, int64(128000*1+10*2), f.Estimate.CostMicros)
+	// The team's $0.001 a day cannot hold that reservation: refused before forwarding.
+	h, rep := fx.Snapshot.Reserve(context.Background(), a, f, fx.Now)
+	require.Nil(t, h)
+	require.Equal(t, 429, rep.Status)
+
+	// Without a token or USD limit there is nothing to bound: forwarded as before.
+	fx = policytest.New(t)
+	f, rep = fx.Snapshot.Route(admit(t, fx, "valid", "/v1/responses"), body)
+	require.Nil(t, rep)
+	require.Equal(t, int64(len(body)+2)/3, f.Estimate.InputTokens)
+}

@@ -271,8 +271,12 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if rep != nil {
 		return nil, rep
 	}
+	minIn, rep := s.storedInputFloor(a, m, req)
+	if rep != nil {
+		return nil, rep
+	}
 	// Every choice (n, best_of) may produce maxOut tokens, and the provider bills them all.
-	f.Estimate = estimate(len(out), satMul(maxOut, req.Choices), m.price)
+	f.Estimate = estimate(len(out), minIn, satMul(maxOut, req.Choices), m.price)
 	if len(out) != len(orig) || &out[0] != &orig[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})

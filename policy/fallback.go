@@ -66,7 +66,7 @@ func (s *Snapshot) compileFallback(mc ModelConfig, m *model, catalog map[string]
 	out := make([]*model, 0, len(mc.Fallback))
 	for _, ft := range mc.Fallback {
 		up := upstreamOr(ft.Upstream, mc.Name)
-		t := &model{public: m.public, upstream: up, provider: s.providers[ft.Provider], created: m.created, maxOut: m.maxOut}
+		t := &model{public: m.public, upstream: up, provider: s.providers[ft.Provider], created: m.created, maxOut: m.maxOut, maxIn: m.maxIn}
 		t.price, _ = budget.Lookup(catalog, up)
 		if ft.Pricing != nil {
 			t.price = ft.Pricing.compile("", ignore)
@@ -137,7 +137,7 @@ func (s *Snapshot) planForward(a *Admission, f *Forward, targets []*model, choic
 		}
 		// One reservation, at the dearest target's price: whichever target serves, its
 		// charge fits what was reserved.
-		if e := estimate(bodyLen, satMul(outPerChoice, choices), t.price); e.CostMicros > f.Estimate.CostMicros {
+		if e := estimate(bodyLen, f.Estimate.InputTokens, satMul(outPerChoice, choices), t.price); e.CostMicros > f.Estimate.CostMicros {
 			f.Estimate, f.price = e, t.price
 		}
 	}

@@ -50,6 +50,7 @@ type model struct {
 	created  int64
 	price    budget.Price
 	maxOut   int64 // output tokens reserved when the request sets no cap
+	maxIn    int64 // input reserved for a request with stored input (max_input_tokens); 0: refused under a budget
 	// fallback are the targets tried after this one (models[].fallback), in order; each is a
 	// model of the same public name with its own provider, upstream name and price.
 	fallback []*model
@@ -134,7 +135,7 @@ func Compile(cfg Config, baseDir string, res Resolver, now time.Time, opts ...Co
 			up = mc.Name
 		}
 		m := &model{public: mc.Name, upstream: up, provider: s.providers[mc.Provider], created: now.Unix(),
-			maxOut: mc.MaxOutputTokens}
+			maxOut: mc.MaxOutputTokens, maxIn: mc.MaxInputTokens}
 		m.price, _ = budget.Lookup(catalog, up)
 		if mc.Pricing != nil {
 			m.price = mc.Pricing.compile("", ignore)

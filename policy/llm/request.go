@@ -40,6 +40,11 @@ type Request struct {
 	// Messages counts the elements of the top-level "messages" array (chat,
 	// Anthropic) or "input" array (Responses); 0 when absent or not an array.
 	Messages int
+	// StoredInput names the first top-level member that makes the provider add input
+	// Tollgate never sees, which the body's size cannot bound: "previous_response_id" or
+	// "conversation" (not null: a stored conversation, billed as input) or "prompt" as an
+	// object (a stored prompt template). "" when there is none.
+	StoredInput string
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
 	// quotes included.
@@ -198,6 +203,16 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.wantLogprobs(string(key))
 		}
 		return true
+	case "previous_response_id", "conversation", "prompt":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
+		}
+		if s.Pos < len(s.B) && s.B[s.Pos] != 'n' && (string(key) != "prompt" || s.B[s.Pos] == '{') && p.req.StoredInput == "" {
+			// A legacy completions prompt is text (a string or an array): only an object
+			// refers to a stored prompt.
+			p.req.StoredInput = string(key)
+		}
+		return s.Value(1)
 	case "messages", "input":
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
@@ -317,7 +332,7 @@ func (r Request) WithModel(body []byte, model string) []byte {
 // knownFields are the top-level keys policy decisions read.
 var knownFields = [...]string{"model", "stream", "stream_options", "messages", "input",
 	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens,
-	"n", "best_of", "logprobs", "top_logprobs", "include"}
+	"n", "best_of", "logprobs", "top_logprobs", "include", "previous_response_id", "conversation", "prompt"}
 
 // foldKnown folds key the way encoding/json matches field names (ASCII case, plus the
 // Kelvin sign and long s that fold to k and s) and reports the known field it equals.

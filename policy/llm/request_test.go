@@ -404,3 +404,34 @@ func TestParseRequestChoices(t *testing.T) {
 		require.ErrorIs(t, err, ErrDuplicateKey, body)
 	}
 }
+
+// TestParseRequestStoredInput: members that make the provider add input Tollgate never sees
+// (a stored conversation, a stored prompt) are named, so the budget can refuse or bound them.
+func TestParseRequestStoredInput(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"model":"m","input":"hi","previous_response_id":"resp_123"}`, "previous_response_id"},
+		{`{"model":"m","input":"hi","conversation":"conv_1"}`, "conversation"},
+		{`{"model":"m","input":"hi","conversation":{"id":"conv_1"}}`, "conversation"},
+		{`{"model":"m","prompt":{"id":"pmpt_1","version":"2"}}`, "prompt"},
+		{`{"model":"m","prompt":{"id":"pmpt_1"},"previous_response_id":"r"}`, "prompt"},
+		{`{"model":"m", "previous_response_id" : "resp_123"}`, "previous_response_id"},
+		// null is absent; a legacy completions prompt is text.
+		{`{"model":"m","input":"hi","previous_response_id":null,"conversation":null}`, ""},
+		{`{"model":"m","prompt":"Say hi"}`, ""},
+		{`{"model":"m","prompt":["Say hi",[1,2]]}`, ""},
+		{`{"model":"m","metadata":{"previous_response_id":"r"}}`, ""},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			req, err := ParseRequest([]byte(tc.body))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, req.StoredInput)
+		})
+	}
+	// A case variant (read by servers that match keys case-insensitively) is refused.
+	_, err := ParseRequest([]byte(`{"model":"m","Previous_Response_Id":"r"}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+	_, err = ParseRequest([]byte(`{"model":"m","conversation":"a","conversation":"b"}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+}
