@@ -51,8 +51,9 @@ func (bp *budgetPolicy) bounded(k *keys.Record) bool {
 	return false
 }
 
-// storedInputFloor is the input to reserve for a request that makes the provider add input
-// Tollgate never sees (req.StoredInput: a stored conversation or prompt): the model's
+// storedInputFloor is the input to reserve for a request that makes the provider read input
+// Tollgate never sees (req.StoredInput: a stored conversation or prompt, a file by id or URL,
+// an image or document by URL): the model's
 // max_input_tokens, its context window, which the provider never exceeds. Without it such a
 // request is refused when a token or USD limit applies, since its body's size does not bound
 // its bill.
@@ -62,8 +63,8 @@ func (s *Snapshot) storedInputFloor(a *Admission, m *model, req llm.Request) (in
 	}
 	if m.maxIn == 0 {
 		return 0, a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, req.StoredInput+
-			" makes the provider add stored input that Tollgate cannot count, so the budget cannot bound this request; "+
-			"send the whole input instead, or ask the operator to set max_input_tokens for this model", req.StoredInput)
+			" makes the provider read input that Tollgate cannot count (a stored conversation or prompt, a file, or an image or document by URL), "+
+			"so the budget cannot bound this request; send the content inline, or ask the operator to set max_input_tokens for this model", req.StoredInput)
 	}
 	return m.maxIn, nil
 }

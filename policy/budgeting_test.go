@@ -338,6 +338,21 @@ func TestStoredInputIsBoundedOrRefused(t *testing.T) {
 	require.Nil(t, h)
 	require.Equal(t, 429, rep.Status)
 
+	// Files and images by URL are input the body does not carry either; inline data is
+	// counted by its bytes.
+	fx = budgetFixture(t, l, nil)
+	for path, b := range map[string]string{
+		"/v1/chat/completions": `{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.com/a.png"}}]}]}`,
+		"/v1/responses":        `{"model":"gpt-4o-mini","max_output_tokens":5,"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}`,
+	} {
+		_, rep = fx.Snapshot.Route(admit(t, fx, "valid", path), []byte(b))
+		require.NotNil(t, rep, path)
+		require.Equal(t, 400, rep.Status, path)
+		require.Contains(t, string(rep.Body), "max_input_tokens", path)
+	}
+	_, f = route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}`)
+	require.Positive(t, f.Estimate.InputTokens)
+
 	// Without a token or USD limit there is nothing to bound: forwarded as before.
 	fx = policytest.New(t)
 	f, rep = fx.Snapshot.Route(admit(t, fx, "valid", "/v1/responses"), body)

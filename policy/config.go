@@ -117,9 +117,10 @@ type ModelConfig struct {
 	// budget.inject_max_tokens, the cap written into it). Default budget.default_max_output_tokens.
 	MaxOutputTokens int64 `mapstructure:"max_output_tokens"`
 	// MaxInputTokens is the model's context window: the input reserved for a request that
-	// makes the provider add input Tollgate never sees (Responses previous_response_id or
-	// conversation, a stored prompt). 0 (the default): such requests are refused when a
-	// token or USD limit applies, since their size does not bound their bill.
+	// makes the provider read input Tollgate never sees (Responses previous_response_id or
+	// conversation, a stored prompt, a file by id or URL, an image or document by URL). 0
+	// (the default): such requests are refused when a token or USD limit applies, since
+	// their size does not bound their bill.
 	MaxInputTokens int64 `mapstructure:"max_input_tokens"`
 	// Fallback lists the targets tried, in order, after Provider when it answers 429 or 5xx,
 	// or its connection fails before any response (see FallbackTarget and README).

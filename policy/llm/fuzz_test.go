@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -119,7 +120,58 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		require.Equal(t, byte('"'), body[r.modelStart])
 		require.Equal(t, byte('"'), body[r.modelEnd-1])
+		// Whatever encoding/json sees the provider fetch, the parser names (it may name more:
+		// it checks every copy of a duplicated key, the provider reads the last).
+		if refStoredInput(m) {
+			require.NotEmpty(t, r.StoredInput, "input the body does not carry went unnoticed")
+		}
 	})
+}
+
+// refStoredInput is Request.StoredInput's rule on the decoded body: the oracle FuzzParseRequest
+// holds the one-pass parser to.
+func refStoredInput(m map[string]any) bool {
+	for _, k := range []string{"previous_response_id", "conversation"} {
+		if v, ok := m[k]; ok && v != nil {
+			return true
+		}
+	}
+	if _, ok := m["prompt"].(map[string]any); ok {
+		return true
+	}
+	var walk func(v any, parent string) bool
+	walk = func(v any, parent string) bool {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				if walk(e, "") {
+					return true
+				}
+			}
+		case map[string]any:
+			for k, e := range x {
+				s, isStr := e.(string)
+				remote := isStr && !strings.HasPrefix(strings.ToLower(strings.TrimLeft(s, " \t\r\n")), "data:")
+				switch {
+				case (k == "file_id" || k == "file_url") && isStr,
+					k == "image_url" && remote,
+					k == "url" && remote && (parent == "image_url" || parent == "source"):
+					return true
+				}
+				if walk(e, k) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	top := map[string]any{}
+	for k, v := range m {
+		if k != "metadata" && k != "user" {
+			top[k] = v
+		}
+	}
+	return walk(top, "")
 }
 
 func FuzzWithModel(f *testing.F) {

@@ -40,10 +40,12 @@ type Request struct {
 	// Messages counts the elements of the top-level "messages" array (chat,
 	// Anthropic) or "input" array (Responses); 0 when absent or not an array.
 	Messages int
-	// StoredInput names the first top-level member that makes the provider add input
-	// Tollgate never sees, which the body's size cannot bound: "previous_response_id" or
+	// StoredInput names the first member that makes the provider add input Tollgate never
+	// sees, which the body's size cannot bound: at the top level "previous_response_id" or
 	// "conversation" (not null: a stored conversation, billed as input) or "prompt" as an
-	// object (a stored prompt template). "" when there is none.
+	// object (a stored prompt template); at any depth a file by id or URL ("file_id",
+	// "file_url") or an image or document by URL ("image_url", "url"; see unseenInput).
+	// "" when there is none.
 	StoredInput string
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
@@ -91,6 +93,9 @@ func ParseRequest(body []byte) (Request, error) {
 	}
 	if !p.topObject() || !p.s.End() {
 		return Request{}, p.s.Err
+	}
+	if p.req.StoredInput == "" {
+		p.req.StoredInput = unseenInput(body)
 	}
 	return p.finish()
 }

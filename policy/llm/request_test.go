@@ -422,6 +422,25 @@ func TestParseRequestStoredInput(t *testing.T) {
 		{`{"model":"m","prompt":"Say hi"}`, ""},
 		{`{"model":"m","prompt":["Say hi",[1,2]]}`, ""},
 		{`{"model":"m","metadata":{"previous_response_id":"r"}}`, ""},
+		// Files and media the provider fetches, at any depth.
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-1"}}]}]}`, "file_id"},
+		{`{"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_url":"https://e.com/a.pdf"}]}]}`, "file_url"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.com/a.png"}}]}]}`, "url"},
+		{`{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"HTTP://e.com/a.png"}]}]}`, "image_url"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://e.com/a.pdf"}}]}]}`, "url"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"file_1"}}]}]}`, "file_id"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":" gs://bucket/a.png"}}]}]}`, "url"},
+		{`{"model":"m","file_id":"file-1"}`, "file_id"},
+		// A key written with escapes is the same key to the provider.
+		{`{"model":"m","messages":[{"content":[{"file":{"file\u005fid":"file-1"}}]}]}`, "file_id"},
+		{`{"model":"m","messages":[{"content":[{"image_url":{"\u0075rl":"https://e.com/a.png"}}]}]}`, "url"},
+		// Inline data, null ids and urls elsewhere are counted by their bytes or not read.
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}`, ""},
+		{`{"model":"m","input":[{"type":"input_image","image_url":"DATA:image/png;base64,iVBO"}]}`, ""},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":null,"file_data":"data:application/pdf;base64,JVBE"}}]}]}`, ""},
+		{`{"model":"m","messages":[{"role":"assistant","content":[{"type":"text","text":"x","annotations":[{"type":"url_citation","url":"https://e.com"}]}]}]}`, ""},
+		{`{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"url":{"type":"string"},"file_id":{"type":"string"}}}}}]}`, ""},
+		{`{"model":"m","metadata":{"file_id":"f","image_url":"https://e.com"},"user":"u","messages":[]}`, ""},
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			req, err := ParseRequest([]byte(tc.body))
