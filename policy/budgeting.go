@@ -98,12 +98,25 @@ type Estimate struct {
 	CostMicros   int64
 }
 
-// estimate is deliberately conservative: one input token per three body bytes (English
-// averages about four characters per token, and JSON framing counts as bytes) at the dearest
-// input rate (a prompt-cache write costs more than plain input), and the whole output cap of
-// every choice.
-func estimate(bodyLen int, minIn, maxOut int64, p budget.Price) Estimate {
-	in := max(int64(bodyLen+2)/3, minIn)
+// inputBound is the input tokens reserved for a forwarded body of bodyLen bytes: one token
+// per byte, since byte-level BPE tokenizers (OpenAI's, Anthropic's) never make more tokens
+// than bytes, and text in scripts or symbols they rarely saw (emoji, many non-Latin scripts)
+// comes close to that (English averages about four bytes per token, so this reserves about
+// four times what plain English costs; settlement charges the real usage). It is capped at the
+// model's context window (maxIn, when set: the provider refuses anything longer), and raised
+// to floor (storedInputFloor) for input the body does not carry.
+func inputBound(bodyLen int, maxIn, floor int64) int64 {
+	in := int64(bodyLen)
+	if maxIn > 0 {
+		in = min(in, maxIn)
+	}
+	return max(in, floor)
+}
+
+// estimate is the reservation of a request with in input tokens (inputBound) and maxOut
+// output tokens (the whole output cap of every choice), priced at the dearest input rate (a
+// prompt-cache write costs more than plain input).
+func estimate(in, maxOut int64, p budget.Price) Estimate {
 	e := Estimate{InputTokens: in, OutputTokens: maxOut, Tokens: in + maxOut}
 	e.CostMicros = p.MaxCost(in, maxOut)
 	return e

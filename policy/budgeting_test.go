@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestEstimateIsConservative(t *testing.T) {
 	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
 	body := `{"model":"gpt-4o-mini","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}`
 	_, f := route(t, fx, "valid", body)
-	in := int64(len(body)+2) / 3
+	in := int64(len(body)) // one token per byte: the byte-level BPE bound
 	require.Equal(t, in, f.Estimate.InputTokens)
 	require.Equal(t, int64(50), f.Estimate.OutputTokens)
 	require.Equal(t, in*1+50*2, f.Estimate.CostMicros)
@@ -86,7 +87,7 @@ func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {
 	l := budget.NewMemoryLedger()
 	fx := budgetFixture(t, l, nil)
 	ctx := context.Background()
-	body := `{"model":"gpt-4o-mini","max_tokens":100,"messages":[]}` // about 218 micro-dollars reserved
+	body := `{"model":"gpt-4o-mini","max_tokens":90,"messages":[]}` // 54 + 2×90 = 234 micro-dollars reserved
 	var holds []*policy.Hold
 	var fwds []*policy.Forward
 	for {
@@ -109,7 +110,7 @@ func TestReserveDeniesWithHeadersAndSettles(t *testing.T) {
 			// for less.
 			require.Contains(t, string(rep.Body), "this request reserves $0.000")
 			require.Contains(t, string(rep.Body), "left of the team limit usd_per_day ($0.001)")
-			require.Contains(t, string(rep.Body), "up to 100 output tokens: set a lower max_tokens")
+			require.Contains(t, string(rep.Body), "up to 90 output tokens: set a lower max_tokens")
 			break
 		}
 		require.NotNil(t, h)
@@ -357,5 +358,22 @@ func TestStoredInputIsBoundedOrRefused(t *testing.T) {
 	fx = policytest.New(t)
 	f, rep = fx.Snapshot.Route(admit(t, fx, "valid", "/v1/responses"), body)
 	require.Nil(t, rep)
-	require.Equal(t, int64(len(body)+2)/3, f.Estimate.InputTokens)
+	require.Equal(t, int64(len(body)), f.Estimate.InputTokens)
+}
+
+// TestInputReservationBoundsTokenDensity: text a tokenizer rarely saw costs close to one token
+// per byte (a 4-byte emoji or CJK extension character is often 2 to 4 tokens), so the input
+// reserved is one token per byte of the forwarded body. Before, one per three bytes let
+// such prompts settle at up to three times their reservation, past a budget under concurrency.
+// The model's context window (max_input_tokens), when set, caps it.
+func TestInputReservationBoundsTokenDensity(t *testing.T) {
+	prompt := strings.Repeat("\U00020000\U0001F600", 500) // 4,000 bytes of 4-byte characters
+	body := `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	_, f := route(t, fx, "valid", body)
+	require.GreaterOrEqual(t, f.Estimate.InputTokens, int64(len(prompt)), "every byte may be a token")
+
+	fx = budgetFixture(t, budget.NewMemoryLedger(), func(c *policy.Config) { c.Models[0].MaxInputTokens = 1000 })
+	_, f = route(t, fx, "valid", body)
+	require.Equal(t, int64(1000), f.Estimate.InputTokens, "never more than the context window")
 }

@@ -112,9 +112,9 @@ func (m *model) available() (*model, []*model) {
 // planForward turns f, decided for targets[0], into the decision for a plan of targets: the
 // fallback-N route, no credential (each attempt sets its own), every credential and
 // provider-controlled header removed, every client header that any target must not receive
-// removed, and one reservation for the dearest target. bodyLen is the forwarded body's length,
-// outPerChoice the output tokens reserved per choice.
-func (s *Snapshot) planForward(a *Admission, f *Forward, targets []*model, choices int64, bodyLen int, outPerChoice int64) (*Forward, *Reply) {
+// removed, and one reservation for the dearest target (f's input tokens, priced at each target);
+// outPerChoice is the output tokens reserved per choice.
+func (s *Snapshot) planForward(a *Admission, f *Forward, targets []*model, choices int64, outPerChoice int64) (*Forward, *Reply) {
 	anthVer := ""
 	if a.anthropicVer {
 		anthVer = a.get("anthropic-version")
@@ -137,7 +137,7 @@ func (s *Snapshot) planForward(a *Admission, f *Forward, targets []*model, choic
 		}
 		// One reservation, at the dearest target's price: whichever target serves, its
 		// charge fits what was reserved.
-		if e := estimate(bodyLen, f.Estimate.InputTokens, satMul(outPerChoice, choices), t.price); e.CostMicros > f.Estimate.CostMicros {
+		if e := estimate(f.Estimate.InputTokens, satMul(outPerChoice, choices), t.price); e.CostMicros > f.Estimate.CostMicros {
 			f.Estimate, f.price = e, t.price
 		}
 	}

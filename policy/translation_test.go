@@ -54,7 +54,7 @@ func TestRouteTranslatesChatToAnthropic(t *testing.T) {
 			require.False(t, auth)
 			require.Contains(t, f.RemoveHeaders, "authorization", "the virtual key is removed")
 			require.NotContains(t, f.RemoveHeaders, "user-agent")
-			require.Equal(t, int64(len(f.Body)+2)/3, f.Estimate.InputTokens, "reserved from the translated body")
+			require.Equal(t, int64(len(f.Body)), f.Estimate.InputTokens, "reserved from the translated body")
 		})
 	}
 }

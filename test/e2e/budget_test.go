@@ -21,7 +21,7 @@ import (
 
 // The budget tests use a model whose public name is its catalog name (so the body is not
 // rewritten) and a request that already asks for usage, so the reserved estimate can be
-// computed here exactly: ceil(len(body)/3) input tokens plus max_tokens, at catalog prices.
+// computed here exactly: one input token per body byte plus max_tokens, at catalog prices.
 const (
 	cappedModel = "gpt-4.1-nano"
 	cappedTeam  = "capped"
@@ -33,7 +33,7 @@ var cappedBody = `{"model":"` + cappedModel + `","stream":true,"stream_options":
 
 func cappedEstimate() int64 {
 	p := budget.DefaultCatalog()[cappedModel]
-	return p.MaxCost(int64(len(cappedBody)+2)/3, 1000)
+	return p.MaxCost(int64(len(cappedBody)), 1000)
 }
 
 // withCappedTeam adds the model (served by the mock) and a team whose lifetime USD budget
