@@ -99,8 +99,8 @@ type Estimate struct {
 }
 
 // inputBound is the input tokens reserved for a forwarded body of bodyLen bytes: one token
-// per byte, since byte-level BPE tokenizers (OpenAI's, Anthropic's) never make more tokens
-// than bytes, and text in scripts or symbols they rarely saw (emoji, many non-Latin scripts)
+// per byte, since tokenizers that fall back to bytes (OpenAI's among them) never make more
+// tokens than bytes, and text in scripts or symbols they rarely saw (emoji, many non-Latin scripts)
 // comes close to that (English averages about four bytes per token, so this reserves about
 // four times what plain English costs; settlement charges the real usage). It is capped at the
 // model's context window (maxIn, when set: the provider refuses anything longer), and raised
