@@ -51,6 +51,24 @@ func (bp *budgetPolicy) bounded(k *keys.Record) bool {
 	return false
 }
 
+// checkHostedTool refuses, when a token or USD limit applies, a request that asks the
+// provider to run a tool itself (req.HostedTool: web search, file search, code execution,
+// remote MCP): such tools are billed beyond tokens (per call, per session) and may run for
+// as many rounds as the model takes, so no reservation bounds what the request costs.
+func (s *Snapshot) checkHostedTool(a *Admission, req llm.Request) *Reply {
+	if req.HostedTool == "" || !s.budget.bounded(a.Key) {
+		return nil
+	}
+	param := "tools"
+	switch req.HostedTool {
+	case "web_search_options", "mcp_servers", "container":
+		param = req.HostedTool
+	}
+	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, req.HostedTool+
+		" runs on the provider, billed beyond tokens and for as many rounds as the model takes, so the budget cannot bound this request; "+
+		"use function tools the client runs, or a key without token or USD limits", param)
+}
+
 // storedInputFloor is the input to reserve for a request that makes the provider read input
 // Tollgate never sees (req.StoredInput: a stored conversation or prompt, a file by id or URL,
 // an image or document by URL): the model's

@@ -377,3 +377,34 @@ func TestInputReservationBoundsTokenDensity(t *testing.T) {
 	_, f = route(t, fx, "valid", body)
 	require.Equal(t, int64(1000), f.Estimate.InputTokens, "never more than the context window")
 }
+
+// TestHostedToolsRefusedUnderBudget: a tool the provider runs itself (web search at a fee per
+// call, code execution by the session, remote MCP) is billed beyond tokens and may run for
+// many rounds inside one request, so under a token or USD limit no reservation bounds it:
+// refused before anything is reserved. Before, it was reserved like a plain prompt and
+// settled at whatever the provider's usage said, fees never counted.
+func TestHostedToolsRefusedUnderBudget(t *testing.T) {
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	for _, tc := range []struct{ path, body, param string }{
+		{"/v1/responses", `{"model":"gpt-4o-mini","max_output_tokens":5,"input":"news?","tools":[{"type":"web_search"}]}`, "tools"},
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"web_search_options":{}}`, "web_search_options"},
+		{"/v1/messages", `{"model":"claude-haiku","max_tokens":5,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, "tools"},
+	} {
+		f, rep := fx.Snapshot.Route(admit(t, fx, "valid", tc.path), []byte(tc.body))
+		require.Nil(t, f, tc.body)
+		require.NotNil(t, rep, tc.body)
+		require.Equal(t, 400, rep.Status)
+		if tc.path != "/v1/messages" { // Anthropic's error shape has no param
+			require.Contains(t, string(rep.Body), `"param":"`+tc.param+`"`)
+		}
+		require.Contains(t, string(rep.Body), "runs on the provider")
+	}
+	// Function tools run on the client: reserved and forwarded as usual.
+	_, f := route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"tools":[{"type":"function","function":{"name":"f"}}]}`)
+	require.NotNil(t, f)
+	// Without a token or USD limit there is nothing to bound.
+	fx = policytest.New(t)
+	f, rep := fx.Snapshot.Route(admit(t, fx, "valid", "/v1/responses"), []byte(`{"model":"gpt-4o-mini","input":"news?","tools":[{"type":"web_search"}]}`))
+	require.Nil(t, rep)
+	require.NotNil(t, f)
+}

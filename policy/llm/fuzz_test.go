@@ -125,7 +125,27 @@ func FuzzParseRequest(f *testing.F) {
 		if refStoredInput(m) {
 			require.NotEmpty(t, r.StoredInput, "input the body does not carry went unnoticed")
 		}
+		if refHostedTool(m) {
+			require.NotEmpty(t, r.HostedTool, "a tool the provider runs went unnoticed")
+		}
 	})
+}
+
+// refHostedTool is Request.HostedTool's rule on the decoded body.
+func refHostedTool(m map[string]any) bool {
+	for _, k := range []string{"web_search_options", "mcp_servers", "container"} {
+		if v, ok := m[k]; ok && v != nil {
+			return true
+		}
+	}
+	tools, _ := m["tools"].([]any)
+	for _, tool := range tools {
+		o, _ := tool.(map[string]any)
+		if typ, ok := o["type"].(string); ok && !isClientTool(typ) {
+			return true
+		}
+	}
+	return false
 }
 
 // refStoredInput is Request.StoredInput's rule on the decoded body: the oracle FuzzParseRequest

@@ -47,6 +47,12 @@ type Request struct {
 	// "file_url") or an image or document by URL ("image_url", "url"; see unseenInput).
 	// "" when there is none.
 	StoredInput string
+	// HostedTool names the first tool the provider runs itself (web search, file search,
+	// code execution, remote MCP...), billed beyond tokens and for as many rounds as the
+	// model wants, so nothing in the request bounds its cost: a "tools" entry's type, or a
+	// top-level member (web_search_options, mcp_servers, container) that is not null. "" when
+	// there is none.
+	HostedTool string
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
 	// quotes included.
@@ -208,6 +214,28 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.wantLogprobs(string(key))
 		}
 		return true
+	case "tools":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "tools"))
+		}
+		start := s.Pos
+		if !s.Value(1) {
+			return false
+		}
+		if p.req.HostedTool == "" {
+			p.req.HostedTool = hostedTool(s.B[start:s.Pos])
+		}
+		return true
+	case "web_search_options", "mcp_servers", "container":
+		// Chat Completions web search, Anthropic's MCP connector and code-execution
+		// container: tools the provider runs (see HostedTool).
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
+		}
+		if s.Pos < len(s.B) && s.B[s.Pos] != 'n' && p.req.HostedTool == "" {
+			p.req.HostedTool = string(key)
+		}
+		return s.Value(1)
 	case "previous_response_id", "conversation", "prompt":
 		if dup {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, string(key)))
@@ -337,7 +365,8 @@ func (r Request) WithModel(body []byte, model string) []byte {
 // knownFields are the top-level keys policy decisions read.
 var knownFields = [...]string{"model", "stream", "stream_options", "messages", "input",
 	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens,
-	"n", "best_of", "logprobs", "top_logprobs", "include", "previous_response_id", "conversation", "prompt"}
+	"n", "best_of", "logprobs", "top_logprobs", "include", "previous_response_id", "conversation", "prompt",
+	"tools", "web_search_options", "mcp_servers", "container"}
 
 // foldKnown folds key the way encoding/json matches field names (ASCII case, plus the
 // Kelvin sign and long s that fold to k and s) and reports the known field it equals.

@@ -454,3 +454,37 @@ func TestParseRequestStoredInput(t *testing.T) {
 	_, err = ParseRequest([]byte(`{"model":"m","conversation":"a","conversation":"b"}`))
 	require.ErrorIs(t, err, ErrDuplicateKey)
 }
+
+// TestParseRequestHostedTool: tools the provider runs itself (billed beyond tokens, for as
+// many rounds as the model wants) are named; tools the client runs are not.
+func TestParseRequestHostedTool(t *testing.T) {
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"model":"m","input":"hi","tools":[{"type":"web_search"}]}`, "web_search"},
+		{`{"model":"m","input":"hi","tools":[{"type":"function","name":"f"},{"type":"file_search","vector_store_ids":["vs_1"]}]}`, "file_search"},
+		{`{"model":"m","input":"hi","tools":[{"type":"mcp","server_url":"https://e.com"}]}`, "mcp"},
+		{`{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}`, "web_search_20250305"},
+		{`{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"code_execution_20250825","name":"code_execution"}]}`, "code_execution_20250825"},
+		{`{"model":"m","input":"hi","tools":[{"type":"some_tool_from_next_year"}]}`, "some_tool_from_next_year"},
+		{`{"model":"m","input":"hi","tools":[{"t\u0079pe":"web_search"}]}`, "web_search"},
+		{`{"model":"m","input":"hi","tools":[{"type":""}]}`, `""`},
+		{`{"model":"m","messages":[],"web_search_options":{}}`, "web_search_options"},
+		{`{"model":"m","max_tokens":5,"messages":[],"mcp_servers":[{"type":"url","url":"https://e.com/sse","name":"x"}]}`, "mcp_servers"},
+		{`{"model":"m","max_tokens":5,"messages":[],"container":"container_1"}`, "container"},
+		// The client runs these: one request is one model call.
+		{`{"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`, ""},
+		{`{"model":"m","max_tokens":5,"messages":[],"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`, ""},
+		{`{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"custom","name":"x","input_schema":{}},{"type":"bash_20250124","name":"bash"},{"type":"text_editor_20250728","name":"str_replace_based_edit_tool"}]}`, ""},
+		{`{"model":"m","input":"hi","tools":[{"type":"computer_use_preview","display_width":1024,"display_height":768,"environment":"linux"},{"type":"local_shell"},{"type":"custom","name":"x"}]}`, ""},
+		{`{"model":"m","messages":[],"tools":[],"web_search_options":null,"mcp_servers":null,"container":null}`, ""},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			req, err := ParseRequest([]byte(tc.body))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, req.HostedTool)
+		})
+	}
+	_, err := ParseRequest([]byte(`{"model":"m","tools":[],"Tools":[{"type":"web_search"}]}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+}
