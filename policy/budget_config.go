@@ -82,6 +82,8 @@ type PricingConfig struct {
 	Output      string `mapstructure:"output"`
 	CachedInput string `mapstructure:"cached_input"`
 	CacheWrite  string `mapstructure:"cache_write"`
+	// CacheWrite1h prices one-hour cache writes (Anthropic); default twice the input price.
+	CacheWrite1h string `mapstructure:"cache_write_1h"`
 }
 
 // Budget defaults.
@@ -165,6 +167,7 @@ func (p PricingConfig) compile(path string, add func(string, string, ...any)) bu
 		{"output", p.Output, &out.OutputPerMTok},
 		{"cached_input", p.CachedInput, &out.CachedInputPerMTok},
 		{"cache_write", p.CacheWrite, &out.CacheWritePerMTok},
+		{"cache_write_1h", p.CacheWrite1h, &out.CacheWrite1hPerMTok},
 	} {
 		if f.val == "" {
 			continue

@@ -81,6 +81,11 @@ type Price struct {
 	OutputPerMTok      int64
 	CachedInputPerMTok int64
 	CacheWritePerMTok  int64
+	// CacheWrite1hPerMTok prices cache writes with a one-hour lifetime (Anthropic: twice the
+	// base input price). Zero means twice InputPerMTok when CacheWritePerMTok is set (the
+	// provider prices cache writes), and InputPerMTok when it is not; never less than the
+	// five-minute write.
+	CacheWrite1hPerMTok int64
 }
 
 // IsZero reports whether no price is set (a model that costs nothing, or an unknown one).
@@ -100,6 +105,24 @@ func (p Price) cacheWrite() int64 {
 	return p.CacheWritePerMTok
 }
 
+func (p Price) cacheWrite1h() int64 {
+	if p.CacheWrite1hPerMTok == 0 {
+		if p.CacheWritePerMTok == 0 {
+			return p.InputPerMTok
+		}
+		return max(satDouble(p.InputPerMTok), p.cacheWrite())
+	}
+	return p.CacheWrite1hPerMTok
+}
+
+// satDouble is 2n, saturating instead of overflowing.
+func satDouble(n int64) int64 {
+	if n > math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return 2 * n
+}
+
 // Cost is what usage costs at this price, in micro-dollars: the sum over the four token
 // classes of tokens times price per million tokens, divided by one million and rounded up
 // once (so a request never costs less than it did). The sum is exact in 128 bits, so any
@@ -113,7 +136,9 @@ func (p Price) Cost(u llm.Usage) int64 {
 	s.add(u.InputTokens, p.InputPerMTok)
 	s.add(u.OutputTokens, p.OutputPerMTok)
 	s.add(u.CachedInputTokens, p.cachedInput())
-	s.add(u.CacheWriteTokens, p.cacheWrite())
+	oneHour := min(max(u.CacheWrite1hTokens, 0), max(u.CacheWriteTokens, 0))
+	s.add(u.CacheWriteTokens-oneHour, p.cacheWrite())
+	s.add(oneHour, p.cacheWrite1h())
 	return s.ceilDiv(tokensPerMTok)
 }
 
@@ -121,7 +146,7 @@ func (p Price) Cost(u llm.Usage) int64 {
 // dearest input rate (a cache write costs more than plain input at Anthropic), and every
 // output token at the output rate. Use it for Estimate.CostMicros.
 func (p Price) MaxCost(inputTokens, outputTokens int64) int64 {
-	in := max(p.InputPerMTok, p.cachedInput(), p.cacheWrite())
+	in := max(p.InputPerMTok, p.cachedInput(), p.cacheWrite(), p.cacheWrite1h())
 	var s acc128
 	s.add(inputTokens, in)
 	s.add(outputTokens, p.OutputPerMTok)

@@ -131,6 +131,14 @@ func TestCost(t *testing.T) {
 		{"cached price 0 falls back to input", budget.Price{InputPerMTok: 2_000_000}, llm.Usage{CachedInputTokens: 500_000}, 1_000_000},
 		{"cache write 0 falls back to input", cat["gpt-4o"], llm.Usage{CacheWriteTokens: 1_000_000}, 2_500_000},
 		{"embedding", cat["text-embedding-3-small"], llm.Usage{InputTokens: 123_456}, 2470}, // 2469.12
+		// One-hour cache writes cost twice the input price at Anthropic, not the 1.25 of the
+		// five-minute default: 1000 of the 3000 written at $6, 2000 at $3.75 a million.
+		{"claude-sonnet-4-5 one-hour cache writes", cat["claude-sonnet-4-5"],
+			llm.Usage{CacheWriteTokens: 3000, CacheWrite1hTokens: 1000}, 6000 + 7500},
+		{"one-hour price set", budget.Price{InputPerMTok: 1_000_000, CacheWritePerMTok: 1_250_000, CacheWrite1hPerMTok: 3_000_000},
+			llm.Usage{CacheWriteTokens: 1000, CacheWrite1hTokens: 1000}, 3000},
+		{"one-hour split above the total is capped", cat["claude-sonnet-4-5"],
+			llm.Usage{CacheWriteTokens: 1000, CacheWrite1hTokens: 5000}, 6000},
 		{"zero usage", cat["claude-opus-4-1"], llm.Usage{}, 0},
 		{"negative counts as zero", cat["gpt-4o"], llm.Usage{InputTokens: -1_000_000, OutputTokens: 1000}, 10_000},
 		{"1e12 tokens at opus output", cat["claude-opus-4-1"], llm.Usage{OutputTokens: 1e12}, 75_000_000_000_000},
@@ -150,8 +158,9 @@ func TestCost(t *testing.T) {
 func TestMaxCost(t *testing.T) {
 	t.Parallel()
 	cat := budget.DefaultCatalog()
-	// Anthropic cache writes cost more than input, so the estimate uses them.
-	require.Equal(t, int64(3750+15_000), cat["claude-sonnet-4-5"].MaxCost(1000, 1000))
+	// Anthropic cache writes cost more than input, one-hour writes most (twice input), so the
+	// estimate uses them.
+	require.Equal(t, int64(6000+15_000), cat["claude-sonnet-4-5"].MaxCost(1000, 1000))
 	require.Equal(t, int64(150+300), cat["gpt-4o-mini"].MaxCost(1000, 500))
 	require.Equal(t, int64(0), budget.Price{}.MaxCost(1000, 1000))
 }

@@ -8,6 +8,10 @@ type Usage struct {
 	OutputTokens      int64 // output tokens (reasoning tokens included)
 	CachedInputTokens int64 // input tokens read from the provider's prompt cache
 	CacheWriteTokens  int64 // input tokens written to the prompt cache (Anthropic)
+	// CacheWrite1hTokens is the part of CacheWriteTokens written with a one-hour lifetime
+	// (Anthropic's cache_creation.ephemeral_1h_input_tokens), priced higher than the
+	// five-minute default. Not counted again in Total.
+	CacheWrite1hTokens int64
 }
 
 // Total is every token the request consumed.

@@ -329,7 +329,7 @@ func (u *UsageParser) messageDelta(raw []byte) {
 		u.usage.InputTokens = c.input
 	}
 	if c.cacheWrite > 0 {
-		u.usage.CacheWriteTokens = c.cacheWrite
+		u.usage.CacheWriteTokens, u.usage.CacheWrite1hTokens = c.cacheWrite, c.cacheWrite1h
 	}
 	if c.cacheRead > 0 {
 		u.usage.CachedInputTokens = c.cacheRead

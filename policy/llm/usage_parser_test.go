@@ -2,6 +2,7 @@ package llm
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -513,4 +514,25 @@ func TestUsageParserUnnamedEndEvents(t *testing.T) {
 	got, seen := u.Usage()
 	require.True(t, seen)
 	require.Equal(t, Usage{InputTokens: 3, OutputTokens: 4}, got)
+}
+
+// TestAnthropicOneHourCacheWrites: the one-hour part of a cache write (priced at twice the
+// input price, not the five-minute 1.25) is read from cache_creation, in a message and in a
+// stream's message_start and message_delta.
+func TestAnthropicOneHourCacheWrites(t *testing.T) {
+	usage := `{"input_tokens":10,"cache_creation_input_tokens":3000,"cache_read_input_tokens":0,` +
+		`"cache_creation":{"ephemeral_5m_input_tokens":2000,"ephemeral_1h_input_tokens":1000},"output_tokens":%d}`
+	msg := `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":` + fmt.Sprintf(usage, 5) + `}`
+	u := runUsage(Messages, false, []byte(msg))
+	got, seen := u.Usage()
+	require.True(t, seen)
+	require.Equal(t, Usage{InputTokens: 10, OutputTokens: 5, CacheWriteTokens: 3000, CacheWrite1hTokens: 1000}, got)
+
+	stream := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":" + strings.Replace(msg, fmt.Sprintf(usage, 5), fmt.Sprintf(usage, 1), 1) + "}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":" + fmt.Sprintf(usage, 40) + "}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	u = runUsage(Messages, true, splitEvery([]byte(stream), 7)...)
+	got, seen = u.Usage()
+	require.True(t, seen)
+	require.Equal(t, Usage{InputTokens: 10, OutputTokens: 40, CacheWriteTokens: 3000, CacheWrite1hTokens: 1000}, got)
 }

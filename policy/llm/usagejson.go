@@ -193,12 +193,16 @@ type anthropicUsageJSON struct {
 	OutputTokens             *int64 `json:"output_tokens"`
 	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	CacheCreation            *struct {
+		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
 }
 
 // anthropicCounts is a decoded Anthropic usage object; the has* flags
 // report which members were present and not null.
 type anthropicCounts struct {
 	input, output, cacheWrite, cacheRead int64
+	cacheWrite1h                         int64 // the part of cacheWrite with a one-hour lifetime
 	hasInput, hasOutput, hasAny          bool
 }
 
@@ -217,6 +221,15 @@ func decodeAnthropicUsage(raw []byte) (anthropicCounts, bool) {
 	if !ok[0] || !ok[1] || !ok[2] || !ok[3] {
 		return anthropicCounts{}, false
 	}
+	if v.CacheCreation != nil {
+		var ok1h bool
+		if c.cacheWrite1h, ok1h = count(v.CacheCreation.Ephemeral1h); !ok1h {
+			return anthropicCounts{}, false
+		}
+		// The split never exceeds the total (cache_creation_input_tokens, or the split
+		// alone when a version reports only the split).
+		c.cacheWrite = max(c.cacheWrite, c.cacheWrite1h)
+	}
 	c.hasInput, c.hasOutput = v.InputTokens != nil, v.OutputTokens != nil
 	c.hasAny = c.hasInput || c.hasOutput || v.CacheCreationInputTokens != nil || v.CacheReadInputTokens != nil
 	return c, true
@@ -227,9 +240,10 @@ func decodeAnthropicUsage(raw []byte) (anthropicCounts, bool) {
 // reports false without input_tokens.
 func (c anthropicCounts) usage() (Usage, bool) {
 	return Usage{
-		InputTokens:       c.input,
-		OutputTokens:      c.output,
-		CachedInputTokens: c.cacheRead,
-		CacheWriteTokens:  c.cacheWrite,
+		InputTokens:        c.input,
+		OutputTokens:       c.output,
+		CachedInputTokens:  c.cacheRead,
+		CacheWriteTokens:   c.cacheWrite,
+		CacheWrite1hTokens: c.cacheWrite1h,
 	}, c.hasInput
 }
