@@ -51,6 +51,26 @@ func (bp *budgetPolicy) bounded(k *keys.Record) bool {
 	return false
 }
 
+// standardTiers are the service tiers billed at the catalog's (standard) prices, or below
+// them (flex). A request may name one, or none.
+var standardTiers = [...]string{"", "auto", "default", "flex", "standard_only"}
+
+// checkServiceTier refuses, when a token or USD limit applies, a request for a service tier
+// billed above the catalog's standard prices (OpenAI priority or scale): the ledger would
+// record less than the provider bills.
+func (s *Snapshot) checkServiceTier(a *Admission, req llm.Request) *Reply {
+	for _, t := range standardTiers {
+		if req.ServiceTier == t {
+			return nil
+		}
+	}
+	if !s.budget.bounded(a.Key) {
+		return nil
+	}
+	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, "service_tier "+req.ServiceTier+
+		" is billed above the standard prices this gateway's budgets use; omit it, or use auto, default or flex", "service_tier")
+}
+
 // checkHostedTool refuses, when a token or USD limit applies, a request that asks the
 // provider to run a tool itself (req.HostedTool: web search, file search, code execution,
 // remote MCP): such tools are billed beyond tokens (per call, per session) and may run for

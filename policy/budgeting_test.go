@@ -408,3 +408,23 @@ func TestHostedToolsRefusedUnderBudget(t *testing.T) {
 	require.Nil(t, rep)
 	require.NotNil(t, f)
 }
+
+// TestPriorityTierRefusedUnderBudget: OpenAI's priority (and scale) tier is billed above the
+// catalog's standard prices, so under a token or USD limit the ledger would record less than
+// the provider bills: refused. Standard and cheaper tiers pass.
+func TestPriorityTierRefusedUnderBudget(t *testing.T) {
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	for _, tier := range []string{"priority", "scale", "Priority", ""} {
+		body := `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"service_tier":"` + tier + `"}`
+		f, rep := fx.Snapshot.Route(admit(t, fx, "valid", "/v1/chat/completions"), []byte(body))
+		require.Nil(t, f, tier)
+		require.NotNil(t, rep, tier)
+		require.Equal(t, 400, rep.Status)
+		require.Contains(t, string(rep.Body), `"param":"service_tier"`)
+	}
+	for _, tier := range []string{"auto", "default", "flex"} {
+		route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"service_tier":"`+tier+`"}`)
+	}
+	fx = policytest.New(t)
+	route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"service_tier":"priority"}`)
+}

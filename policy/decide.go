@@ -274,6 +274,9 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 	if rep := s.checkHostedTool(a, req); rep != nil {
 		return nil, rep
 	}
+	if rep := s.checkServiceTier(a, req); rep != nil {
+		return nil, rep
+	}
 	minIn, rep := s.storedInputFloor(a, m, req)
 	if rep != nil {
 		return nil, rep

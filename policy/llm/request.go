@@ -53,6 +53,10 @@ type Request struct {
 	// top-level member (web_search_options, mcp_servers, container) that is not null. "" when
 	// there is none.
 	HostedTool string
+	// ServiceTier is the top-level "service_tier" string (OpenAI: auto, default, flex,
+	// priority, scale; Anthropic: auto, standard_only), "" when absent or null. A tier
+	// other than the standard one is billed at other prices than the catalog's.
+	ServiceTier string
 
 	// modelStart and modelEnd delimit the model's JSON string in the body,
 	// quotes included.
@@ -226,6 +230,26 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.req.HostedTool = hostedTool(s.B[start:s.Pos])
 		}
 		return true
+	case "service_tier":
+		if dup {
+			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "service_tier"))
+		}
+		if s.Pos < len(s.B) && s.B[s.Pos] == '"' {
+			start := s.Pos
+			flags, ok := s.Str()
+			if !ok {
+				return false
+			}
+			p.req.ServiceTier = string(jsonlex.CanonicalKey(s.B[start+1:s.Pos-1], flags))
+			if p.req.ServiceTier == "" {
+				p.req.ServiceTier = `""`
+			}
+			return true
+		}
+		if s.Pos < len(s.B) && s.B[s.Pos] != 'n' {
+			p.setFieldErr(fmt.Errorf("%w: %q must be a string", ErrInvalidField, "service_tier"))
+		}
+		return s.Value(1)
 	case "web_search_options", "mcp_servers", "container":
 		// Chat Completions web search, Anthropic's MCP connector and code-execution
 		// container: tools the provider runs (see HostedTool).
@@ -366,7 +390,7 @@ func (r Request) WithModel(body []byte, model string) []byte {
 var knownFields = [...]string{"model", "stream", "stream_options", "messages", "input",
 	FieldMaxTokens, FieldMaxCompletionTokens, FieldMaxOutputTokens,
 	"n", "best_of", "logprobs", "top_logprobs", "include", "previous_response_id", "conversation", "prompt",
-	"tools", "web_search_options", "mcp_servers", "container"}
+	"tools", "web_search_options", "mcp_servers", "container", "service_tier"}
 
 // foldKnown folds key the way encoding/json matches field names (ASCII case, plus the
 // Kelvin sign and long s that fold to k and s) and reports the known field it equals.

@@ -488,3 +488,23 @@ func TestParseRequestHostedTool(t *testing.T) {
 	_, err := ParseRequest([]byte(`{"model":"m","tools":[],"Tools":[{"type":"web_search"}]}`))
 	require.ErrorIs(t, err, ErrDuplicateKey)
 }
+
+// TestParseRequestServiceTier reads the service tier, which changes what a request costs.
+func TestParseRequestServiceTier(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"model":"m","service_tier":"priority"}`:      "priority",
+		`{"model":"m","service_tier":"pr\u0069ority"}`: "priority",
+		`{"model":"m","service_tier":"flex"}`:          "flex",
+		`{"model":"m","service_tier":""}`:              `""`,
+		`{"model":"m","service_tier":null}`:            "",
+		`{"model":"m"}`:                                "",
+	} {
+		req, err := ParseRequest([]byte(body))
+		require.NoError(t, err, body)
+		require.Equal(t, want, req.ServiceTier, body)
+	}
+	_, err := ParseRequest([]byte(`{"model":"m","service_tier":1}`))
+	require.ErrorIs(t, err, ErrInvalidField)
+	_, err = ParseRequest([]byte(`{"model":"m","service_tier":"auto","Service_Tier":"priority"}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+}
