@@ -428,3 +428,15 @@ func TestPriorityTierRefusedUnderBudget(t *testing.T) {
 	fx = policytest.New(t)
 	route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"service_tier":"priority"}`)
 }
+
+// TestModelTokenBoundsValidated: a negative output or input bound is refused by name.
+func TestModelTokenBoundsValidated(t *testing.T) {
+	cfg := policytest.BaseConfig()
+	cfg.ApplyDefaults()
+	cfg.Models[0].MaxOutputTokens, cfg.Models[0].MaxInputTokens = -1, -1
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "models[0].max_output_tokens: must not be negative")
+	require.ErrorContains(t, err, "models[0].max_input_tokens: must not be negative")
+	cfg.Models[0].MaxOutputTokens, cfg.Models[0].MaxInputTokens = 0, 200000
+	require.NoError(t, cfg.Validate())
+}
