@@ -151,6 +151,24 @@ func inputBound(bodyLen int, maxIn, floor int64) int64 {
 	return max(in, floor)
 }
 
+// Anthropic adds prompt tokens of its own to a Messages request that lists tools, which the
+// body's bytes do not show: a tool-use system prompt (up to about 530 tokens, by model and
+// tool_choice) and, for each tool it defines (bash, text editor, computer, memory), that
+// tool's expanded definition and prompt (up to about 1,250 tokens for the computer tool).
+const (
+	toolPromptTokens  = 1024
+	definedToolTokens = 1536
+)
+
+// toolAllowance is the input, in tokens, that the provider adds to req (sent to ep) for its
+// tools.
+func toolAllowance(ep llm.Endpoint, req llm.Request) int {
+	if ep.Dialect() != llm.Anthropic || req.Tools == 0 {
+		return 0
+	}
+	return toolPromptTokens + req.DefinedTools*definedToolTokens
+}
+
 // estimate is the reservation of a request with in input tokens (inputBound) and maxOut
 // output tokens (the whole output cap of every choice), priced at the dearest input rate (a
 // prompt-cache write costs more than plain input).

@@ -440,3 +440,31 @@ func TestModelTokenBoundsValidated(t *testing.T) {
 	cfg.Models[0].MaxOutputTokens, cfg.Models[0].MaxInputTokens = 0, 200000
 	require.NoError(t, cfg.Validate())
 }
+
+// TestAnthropicToolPromptReserved: Anthropic adds a tool-use system prompt to a request that
+// lists tools, and expands each tool it defines (bash, text editor, computer), none of which
+// shows in the body's bytes: the reservation adds room for them. Before, a small body with
+// tools settled several hundred tokens above its reservation.
+func TestAnthropicToolPromptReserved(t *testing.T) {
+	fx := budgetFixture(t, budget.NewMemoryLedger(), nil)
+	plain := `{"model":"claude-haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	custom := `{"model":"claude-haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":{"type":"object"}}]}`
+	defined := `{"model":"claude-haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"bash_20250124","name":"bash"},{"type":"text_editor_20250728","name":"str_replace_based_edit_tool"}]}`
+	// extra is the input reserved beyond the forwarded body's bytes (the model is rewritten to
+	// its upstream name, so the forwarded body is longer than the client's).
+	extra := func(body string) int64 {
+		f, rep := fx.Snapshot.Route(admit(t, fx, "valid", "/v1/messages"), []byte(body))
+		require.Nil(t, rep)
+		sent := len(body)
+		if f.Body != nil {
+			sent = len(f.Body)
+		}
+		return f.Estimate.InputTokens - int64(sent)
+	}
+	require.Zero(t, extra(plain))
+	require.GreaterOrEqual(t, extra(custom), int64(530))
+	require.GreaterOrEqual(t, extra(defined), int64(530+2*1250))
+	// OpenAI renders function tools from their JSON: the body's bytes bound them.
+	_, f := route(t, fx, "valid", `{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"tools":[{"type":"function","function":{"name":"f"}}]}`)
+	require.Equal(t, int64(len(`{"model":"gpt-4o-mini","max_tokens":5,"messages":[],"tools":[{"type":"function","function":{"name":"f"}}]}`)), f.Estimate.InputTokens)
+}

@@ -282,7 +282,7 @@ func (s *Snapshot) Route(a *Admission, body []byte) (*Forward, *Reply) {
 		return nil, rep
 	}
 	// Every choice (n, best_of) may produce maxOut tokens, and the provider bills them all.
-	f.Estimate = estimate(inputBound(len(out), m.maxIn, minIn), satMul(maxOut, req.Choices), m.price)
+	f.Estimate = estimate(inputBound(len(out)+toolAllowance(up, req), m.maxIn, minIn), satMul(maxOut, req.Choices), m.price)
 	if len(out) != len(orig) || &out[0] != &orig[0] {
 		f.Body = out
 		f.SetHeaders = append(f.SetHeaders, Header{Key: "content-length", Value: strconv.AppendInt(nil, int64(len(out)), 10)})

@@ -17,19 +17,22 @@ var (
 )
 
 // hostedTool returns the type of the first tool in tools (the value of a top-level "tools"
-// member, already scanned as valid JSON) that runs on the provider, "" when there is none.
-// A tool without a type is a client tool (Anthropic's custom tools).
-func hostedTool(tools []byte) string {
+// member, already scanned as valid JSON) that runs on the provider, "" when there is none,
+// and how many tools it lists and how many of them are Anthropic-defined client tools
+// (bash_*, text_editor_*, computer_*, memory_*), whose definitions Anthropic expands into
+// the prompt. A tool without a type is a client tool (Anthropic's custom tools).
+func hostedTool(tools []byte) (hosted string, n, defined int) {
 	var l jsonlex.Lexer
 	l.Reset(tools, ErrInvalidJSON, ErrInvalidJSON)
 	if len(tools) == 0 || tools[0] != '[' {
-		return ""
+		return "", 0, 0
 	}
 	a := l.Array()
 	for a.Next() {
+		n++
 		if l.Pos >= len(l.B) || l.B[l.Pos] != '{' {
 			if !l.Value(1) {
-				return ""
+				return hosted, n, defined
 			}
 			continue
 		}
@@ -37,27 +40,42 @@ func hostedTool(tools []byte) string {
 		for o.Next() {
 			if string(o.Key()) != "type" || l.Pos >= len(l.B) || l.B[l.Pos] != '"' {
 				if !l.Value(2) {
-					return ""
+					return hosted, n, defined
 				}
 				continue
 			}
 			start := l.Pos
 			flags, ok := l.Str()
 			if !ok {
-				return ""
+				return hosted, n, defined
 			}
-			if typ := string(jsonlex.CanonicalKey(l.B[start+1:l.Pos-1], flags)); !isClientTool(typ) {
-				if typ == "" {
-					return `""`
+			switch typ := string(jsonlex.CanonicalKey(l.B[start+1:l.Pos-1], flags)); {
+			case !isClientTool(typ):
+				if hosted == "" {
+					hosted = typ
+					if typ == "" {
+						hosted = `""`
+					}
 				}
-				return typ
+			case isDefinedTool(typ):
+				defined++
 			}
 		}
 		if !o.Done() {
-			return ""
+			return hosted, n, defined
 		}
 	}
-	return ""
+	return hosted, n, defined
+}
+
+// isDefinedTool reports whether a client tool type is one Anthropic defines (and expands).
+func isDefinedTool(typ string) bool {
+	for _, p := range clientToolPrefixes {
+		if strings.HasPrefix(typ, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isClientTool reports whether a tool type is one the client runs.

@@ -53,6 +53,10 @@ type Request struct {
 	// top-level member (web_search_options, mcp_servers, container) that is not null. "" when
 	// there is none.
 	HostedTool string
+	// Tools counts the entries of the top-level "tools" array, and DefinedTools those of
+	// an Anthropic-defined client type (bash_*, text_editor_*, computer_*, memory_*). A
+	// provider adds prompt tokens of its own for them (see policy's tool allowance).
+	Tools, DefinedTools int
 	// ServiceTier is the top-level "service_tier" string (OpenAI: auto, default, flex,
 	// priority, scale; Anthropic: auto, standard_only), "" when absent or null. A tier
 	// other than the standard one is billed at other prices than the catalog's.
@@ -226,8 +230,12 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 		if !s.Value(1) {
 			return false
 		}
+		hosted, n, defined := hostedTool(s.B[start:s.Pos])
+		if !dup {
+			p.req.Tools, p.req.DefinedTools = n, defined
+		}
 		if p.req.HostedTool == "" {
-			p.req.HostedTool = hostedTool(s.B[start:s.Pos])
+			p.req.HostedTool = hosted
 		}
 		return true
 	case "service_tier":

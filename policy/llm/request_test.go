@@ -508,3 +508,14 @@ func TestParseRequestServiceTier(t *testing.T) {
 	_, err = ParseRequest([]byte(`{"model":"m","service_tier":"auto","Service_Tier":"priority"}`))
 	require.ErrorIs(t, err, ErrDuplicateKey)
 }
+
+// TestParseRequestCountsTools counts the tools and the Anthropic-defined ones among them.
+func TestParseRequestCountsTools(t *testing.T) {
+	req, err := ParseRequest([]byte(`{"model":"m","tools":[{"name":"f"},{"type":"bash_20250124","name":"bash"},{"type":"computer_20250124","name":"computer"},{"type":"function"}]}`))
+	require.NoError(t, err)
+	require.Equal(t, 4, req.Tools)
+	require.Equal(t, 2, req.DefinedTools)
+	req, err = ParseRequest([]byte(`{"model":"m","tools":null}`))
+	require.NoError(t, err)
+	require.Zero(t, req.Tools)
+}
