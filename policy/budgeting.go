@@ -67,8 +67,8 @@ func (s *Snapshot) checkServiceTier(a *Admission, req llm.Request) *Reply {
 	if !s.budget.bounded(a.Key) {
 		return nil
 	}
-	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, "service_tier "+req.ServiceTier+
-		" is billed above the standard prices this gateway's budgets use; omit it, or use auto, default or flex", "service_tier")
+	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest,
+		"this service_tier is billed above the standard prices this gateway's budgets use; omit it, or use auto, default or flex", "service_tier")
 }
 
 // checkHostedTool refuses, when a token or USD limit applies, a request that asks the
@@ -79,22 +79,23 @@ func (s *Snapshot) checkHostedTool(a *Admission, req llm.Request) *Reply {
 	if req.HostedTool == "" || !s.budget.bounded(a.Key) {
 		return nil
 	}
-	param := "tools"
+	// The message names a field, never the client's tool type (client text stays out of
+	// errors, as everywhere in the gateway).
+	param, what := "tools", "a tool in tools"
 	switch req.HostedTool {
 	case "web_search_options", "mcp_servers", "container":
-		param = req.HostedTool
+		param, what = req.HostedTool, req.HostedTool
 	}
-	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, req.HostedTool+
+	return a.denyParam(http.StatusBadRequest, ReasonInvalidRequest, what+
 		" runs on the provider, billed beyond tokens and for as many rounds as the model takes, so the budget cannot bound this request; "+
 		"use function tools the client runs, or a key without token or USD limits", param)
 }
 
 // storedInputFloor is the input to reserve for a request that makes the provider read input
 // Tollgate never sees (req.StoredInput: a stored conversation or prompt, a file by id or URL,
-// an image or document by URL): the model's
-// max_input_tokens, its context window, which the provider never exceeds. Without it such a
-// request is refused when a token or USD limit applies, since its body's size does not bound
-// its bill.
+// an image or document by URL): the model's max_input_tokens, its context window, which the
+// provider never exceeds. Without it such a request is refused when a token or USD limit
+// applies, since its body's size does not bound its bill.
 func (s *Snapshot) storedInputFloor(a *Admission, m *model, req llm.Request) (int64, *Reply) {
 	if req.StoredInput == "" || !s.budget.bounded(a.Key) {
 		return 0, nil
@@ -138,11 +139,11 @@ type Estimate struct {
 
 // inputBound is the input tokens reserved for a forwarded body of bodyLen bytes: one token
 // per byte, since tokenizers that fall back to bytes (OpenAI's among them) never make more
-// tokens than bytes, and text in scripts or symbols they rarely saw (emoji, many non-Latin scripts)
-// comes close to that (English averages about four bytes per token, so this reserves about
-// four times what plain English costs; settlement charges the real usage). It is capped at the
-// model's context window (maxIn, when set: the provider refuses anything longer), and raised
-// to floor (storedInputFloor) for input the body does not carry.
+// tokens than bytes, and text in scripts or symbols they rarely saw (emoji, many non-Latin
+// scripts) comes close to that. English averages about four bytes per token, so this
+// reserves about four times what plain English costs; settlement charges the real usage.
+// It is capped at the model's context window (maxIn, when set: the provider refuses anything
+// longer), and raised to floor (storedInputFloor) for input the body does not carry.
 func inputBound(bodyLen int, maxIn, floor int64) int64 {
 	in := int64(bodyLen)
 	if maxIn > 0 {

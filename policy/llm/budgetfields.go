@@ -3,8 +3,6 @@ package llm
 import (
 	"bytes"
 	"fmt"
-
-	"github.com/tollgate-ai/tollgate/policy/internal/jsonlex"
 )
 
 // Names of the top-level fields that cap a request's output tokens. They are
@@ -253,12 +251,11 @@ func (p *requestParser) include() bool {
 			}
 			continue
 		}
-		start := s.Pos
-		flags, ok := s.Str()
+		v, ok := s.StrValue()
 		if !ok {
 			return false
 		}
-		if bytes.Contains(bytes.ToLower(jsonlex.CanonicalKey(s.B[start+1:s.Pos-1], flags)), []byte("logprob")) {
+		if bytes.Contains(bytes.ToLower(v), []byte("logprob")) {
 			p.wantLogprobs("include")
 		}
 	}

@@ -44,12 +44,11 @@ func hostedTool(tools []byte) (hosted string, n, defined int) {
 				}
 				continue
 			}
-			start := l.Pos
-			flags, ok := l.Str()
+			v, ok := l.StrValue()
 			if !ok {
 				return hosted, n, defined
 			}
-			switch typ := string(jsonlex.CanonicalKey(l.B[start+1:l.Pos-1], flags)); {
+			switch typ := string(v); {
 			case !isClientTool(typ):
 				if hosted == "" {
 					hosted = typ
@@ -85,10 +84,5 @@ func isClientTool(typ string) bool {
 			return true
 		}
 	}
-	for _, p := range clientToolPrefixes {
-		if strings.HasPrefix(typ, p) {
-			return true
-		}
-	}
-	return false
+	return isDefinedTool(typ)
 }

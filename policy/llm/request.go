@@ -243,12 +243,11 @@ func (p *requestParser) member(key []byte, keyStart int) bool {
 			p.setFieldErr(fmt.Errorf("%w: %q", ErrDuplicateKey, "service_tier"))
 		}
 		if s.Pos < len(s.B) && s.B[s.Pos] == '"' {
-			start := s.Pos
-			flags, ok := s.Str()
+			v, ok := s.StrValue()
 			if !ok {
 				return false
 			}
-			p.req.ServiceTier = string(jsonlex.CanonicalKey(s.B[start+1:s.Pos-1], flags))
+			p.req.ServiceTier = string(v)
 			if p.req.ServiceTier == "" {
 				p.req.ServiceTier = `""`
 			}

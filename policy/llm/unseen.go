@@ -20,10 +20,11 @@ const (
 var unseenNeedles = [...][]byte{[]byte(`_id"`), []byte(`_url"`), []byte(`"url"`), []byte(`\u`)}
 
 // unseenInput returns the first member, at any depth, that makes the provider read input
-// the body does not carry: a file by id or URL (file_id, file_url holding a string), an image by
-// URL (image_url holding a URL other than an inline data: URL, or an object whose url does),
-// or an Anthropic source whose url is one. Top-level metadata and user are the client's own labels and are not
-// read. body is valid JSON that ParseRequest accepted; "" when there is no such member.
+// the body does not carry: a file by id or URL (file_id, file_url holding a string), an
+// image by URL (image_url holding a URL other than an inline data: URL, or an object whose
+// url does), or an Anthropic source whose url is one. Top-level metadata and user are the
+// client's own labels and are not read. body is valid JSON that ParseRequest accepted; ""
+// when there is no such member.
 func unseenInput(body []byte) string {
 	found := false
 	for _, n := range unseenNeedles {
@@ -38,14 +39,15 @@ func unseenInput(body []byte) string {
 	var l jsonlex.Lexer
 	l.Reset(body, ErrInvalidJSON, ErrInvalidJSON)
 	l.SkipWS()
-	name, _ := walkUnseen(&l, 0, "")
+	name, _ := walkUnseen(&l, 0, false)
 	return name
 }
 
-// walkUnseen scans the value at l.Pos (a member of parent, "" for an array element or the
-// top level), depth containers deep, and returns the first member that unseenInput looks
-// for, and false on a syntax error. The top level's metadata and user are skipped.
-func walkUnseen(l *jsonlex.Lexer, depth int, parent string) (string, bool) {
+// walkUnseen scans the value at l.Pos, depth containers deep, and returns the first member
+// that unseenInput looks for, and false on a syntax error. media reports that the value is
+// a member named image_url or source, whose url names an image or document. The top level's
+// metadata and user are skipped.
+func walkUnseen(l *jsonlex.Lexer, depth int, media bool) (string, bool) {
 	if l.Pos >= len(l.B) {
 		return "", false
 	}
@@ -56,7 +58,7 @@ func walkUnseen(l *jsonlex.Lexer, depth int, parent string) (string, bool) {
 		}
 		a := l.Array()
 		for a.Next() {
-			if name, ok := walkUnseen(l, depth+1, ""); name != "" || !ok {
+			if name, ok := walkUnseen(l, depth+1, false); name != "" || !ok {
 				return name, ok
 			}
 		}
@@ -82,12 +84,12 @@ func walkUnseen(l *jsonlex.Lexer, depth int, parent string) (string, bool) {
 					return string(key), true
 				}
 			case string(key) == memberImageURL && l.Pos < len(l.B) && l.B[l.Pos] == '"',
-				string(key) == memberURL && (parent == memberImageURL || parent == "source"):
+				string(key) == memberURL && media:
 				if isRemoteURL(l) {
 					return string(key), true
 				}
 			}
-			if name, ok := walkUnseen(l, depth+1, string(key)); name != "" || !ok {
+			if name, ok := walkUnseen(l, depth+1, string(key) == memberImageURL || string(key) == "source"); name != "" || !ok {
 				return name, ok
 			}
 		}
@@ -104,13 +106,12 @@ func isRemoteURL(l *jsonlex.Lexer) bool {
 		return false
 	}
 	start := l.Pos
-	flags, ok := l.Str()
-	raw := l.B[start+1 : l.Pos-1]
+	v, ok := l.StrValue()
 	l.Pos = start
 	if !ok {
 		return false
 	}
-	v := bytes.TrimLeft(jsonlex.CanonicalKey(raw, flags), " \t\r\n")
+	v = bytes.TrimLeft(v, " \t\r\n")
 	const inline = "data:"
 	return len(v) < len(inline) || !bytes.EqualFold(v[:len(inline)], []byte(inline))
 }

@@ -93,18 +93,7 @@ func (b *builder) conversation(messages []byte) error {
 	}
 	if len(system) > 0 {
 		b.raw(`,"system":`)
-		if plain && len(system) == 1 {
-			b.out = append(b.out, system[0]...)
-		} else {
-			b.raw("[")
-			for i, t := range system {
-				if i > 0 {
-					b.raw(",")
-				}
-				b.textBlock(t)
-			}
-			b.raw("]")
-		}
+		b.textContent(system, plain && len(system) == 1)
 	}
 	b.raw(`,"messages":[`)
 	inTools := false // a user turn of tool results is open
@@ -200,6 +189,23 @@ func (b *builder) textBlock(t []byte) {
 	b.raw(`{"type":"text","text":`)
 	b.out = append(b.out, t...)
 	b.raw("}")
+}
+
+// textContent writes Anthropic content from JSON strings: the single string itself when
+// plain, else an array of text blocks.
+func (b *builder) textContent(texts [][]byte, plain bool) {
+	if plain {
+		b.out = append(b.out, texts[0]...)
+		return
+	}
+	b.raw("[")
+	for i, t := range texts {
+		if i > 0 {
+			b.raw(",")
+		}
+		b.textBlock(t)
+	}
+	b.raw("]")
 }
 
 // userTurn writes a user message: a string, or text and image parts.

@@ -147,18 +147,7 @@ func (b *builder) toolResult(msg chatMessage) error {
 	b.raw(`{"type":"tool_result","tool_use_id":`)
 	b.out = append(b.out, msg.toolCallID...)
 	b.raw(`,"content":`)
-	if plain {
-		b.out = append(b.out, texts[0]...)
-	} else {
-		b.raw("[")
-		for i, t := range texts {
-			if i > 0 {
-				b.raw(",")
-			}
-			b.textBlock(t)
-		}
-		b.raw("]")
-	}
+	b.textContent(texts, plain)
 	b.raw("}")
 	return nil
 }

@@ -147,6 +147,17 @@ func (o *Object) RawKey() []byte { return o.l.B[o.KeyStart+1 : o.KeyEnd-1] }
 // Key returns the current key decoded, for comparing keys (see CanonicalKey).
 func (o *Object) Key() []byte { return CanonicalKey(o.RawKey(), o.KeyFlags) }
 
+// StrValue scans the string at l.Pos, which must start with '"', and returns its contents
+// decoded as CanonicalKey decodes a key: the raw bytes when nothing needs decoding.
+func (l *Lexer) StrValue() ([]byte, bool) {
+	start := l.Pos
+	flags, ok := l.Str()
+	if !ok {
+		return nil, false
+	}
+	return CanonicalKey(l.B[start+1:l.Pos-1], flags), true
+}
+
 // CanonicalKey returns the decoded form of a key's raw contents (flags as Str
 // reported them), used to compare keys: the raw bytes themselves when no
 // decoding is needed (the common case, no allocation), otherwise a decoded
